@@ -1,0 +1,162 @@
+"""The one typed configuration of a training run, with Stable-Baselines3's hyperparameter names."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+RNN_TYPES = ("lstm", "gru", "none")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and the problem."""
+
+
+@dataclass
+class PPOConfig:
+    """Hyperparameters of recurrent PPO. Every field is a `train.py` flag (`--n-steps 32`)."""
+
+    # --- rollout -------------------------------------------------------------------------------
+    n_envs: int = 16
+    """Number of environment copies stepped in parallel."""
+    n_steps: int = 128
+    """Steps collected per environment copy per rollout (rollout size = n_envs * n_steps)."""
+
+    # --- optimisation ----------------------------------------------------------------------------
+    batch_size: int = 512
+    """Environment steps per minibatch (whole sequences are packed until this many steps)."""
+    n_epochs: int = 4
+    """Passes over each rollout."""
+    learning_rate: float = 1e-3
+    """Adam step size (at the start, when annealed)."""
+    lr_schedule: str = "constant"
+    """`constant` or `linear` (anneal to 0 at `total_timesteps`)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE bias/variance trade-off."""
+    clip_range: float = 0.2
+    """PPO policy clipping parameter."""
+    clip_range_vf: float | None = None
+    """Value clipping around the rollout's values; None disables it (SB3's default)."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    target_kl: float | None = None
+    """Stop the epochs of an update early once the approximate KL exceeds 1.5 * target_kl."""
+    normalize_advantage: bool = True
+    """Normalise advantages per minibatch."""
+    adam_eps: float = 1e-5
+    """Adam epsilon."""
+
+    # --- networks ------------------------------------------------------------------------------
+    rnn_type: str = "lstm"
+    """Recurrent core: `lstm`, `gru`, or `none` (a memoryless baseline)."""
+    lstm_hidden_size: int = 128
+    """Units of the recurrent core."""
+    n_lstm_layers: int = 1
+    """Stacked recurrent layers."""
+    shared_lstm: bool = False
+    """One recurrent core for actor and critic (True) or one each (False, sb3-contrib's default)."""
+    bptt_len: int = 0
+    """Truncation length of backpropagation through time; 0 means the whole rollout (n_steps)."""
+    net_arch: list[int] = field(default_factory=lambda: [64])
+    """Hidden sizes of the MLP heads after the recurrent core."""
+    forget_bias_init: str = "chrono"
+    """LSTM gate bias init: `chrono` (Tallec & Ollivier 2018), `default` (PyTorch), or a number
+    added to the forget-gate bias."""
+    chrono_max_len: int = 0
+    """Longest dependency chrono init prepares for; 0 means the BPTT length."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of Gaussian (Box) actions."""
+    ortho_init: bool = True
+    """Orthogonal initialisation of linear layers (SB3's default)."""
+
+    # --- normalisation ---------------------------------------------------------------------------
+    normalize_obs: bool = False
+    """Running mean/std normalisation of vector observations (like SB3's VecNormalize)."""
+    normalize_reward: bool = False
+    """Scale rewards by a running std of the discounted return."""
+
+    # --- run -------------------------------------------------------------------------------------
+    seed: int = 0
+    """Seed of torch, numpy and the environments."""
+    device: str = "auto"
+    """`auto` (CUDA when present), `cpu` or `cuda`."""
+
+    @property
+    def rollout_size(self) -> int:
+        """Environment steps per rollout."""
+        return self.n_envs * self.n_steps
+
+    @property
+    def sequence_len(self) -> int:
+        """Longest training sequence: the BPTT truncation length, at most the rollout length."""
+        return self.n_steps if self.bptt_len <= 0 else min(self.bptt_len, self.n_steps)
+
+    def validate(self) -> PPOConfig:
+        """Raise `ConfigError` naming the first invalid field; return self when all are valid."""
+        positive = ("n_envs", "n_steps", "batch_size", "n_epochs", "lstm_hidden_size")
+        for name in positive:
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.n_lstm_layers < 1:
+            raise ConfigError(f"n_lstm_layers must be >= 1, got {self.n_lstm_layers}")
+        if self.batch_size > self.rollout_size:
+            raise ConfigError(
+                f"batch_size ({self.batch_size}) is larger than a rollout "
+                f"(n_envs * n_steps = {self.rollout_size})"
+            )
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ConfigError(
+                f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}"
+            )
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not self.clip_range > 0:
+            raise ConfigError(f"clip_range must be > 0, got {self.clip_range}")
+        if self.clip_range_vf is not None and not self.clip_range_vf > 0:
+            raise ConfigError(f"clip_range_vf must be > 0 or None, got {self.clip_range_vf}")
+        if self.target_kl is not None and not self.target_kl > 0:
+            raise ConfigError(f"target_kl must be > 0 or None, got {self.target_kl}")
+        if self.max_grad_norm <= 0:
+            raise ConfigError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        if self.rnn_type not in RNN_TYPES:
+            raise ConfigError(
+                f"rnn_type must be one of {', '.join(RNN_TYPES)}, got {self.rnn_type!r}"
+            )
+        if self.bptt_len < 0:
+            raise ConfigError(f"bptt_len must be >= 0 (0 = whole rollout), got {self.bptt_len}")
+        if any(not isinstance(h, int) or h <= 0 for h in self.net_arch):
+            raise ConfigError(f"net_arch must be a list of positive integers, got {self.net_arch}")
+        if self.forget_bias_init not in ("chrono", "default"):
+            try:
+                float(self.forget_bias_init)
+            except ValueError:
+                raise ConfigError(
+                    "forget_bias_init must be 'chrono', 'default' or a number, "
+                    f"got {self.forget_bias_init!r}"
+                ) from None
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of the fields (YAML/JSON serialisable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PPOConfig:
+        """Build from a dict; unknown keys raise `ConfigError` naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"unknown hyperparameter(s): {', '.join(unknown)}")
+        return cls(**values)

@@ -1,0 +1,158 @@
+"""Action heads: a linear layer from the actor's latent to a distribution over the action space.
+
+Each distribution returns per-sample `log_prob` and `entropy` summed over action dimensions, so
+they have the batch shape of the latent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+from torch.distributions import Bernoulli, Categorical, Normal
+
+from agent.encoders import UnsupportedSpaceError
+
+
+class ActionDistribution:
+    """The common interface of the action distributions."""
+
+    def sample(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def mode(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def entropy(self) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class CategoricalDist(ActionDistribution):
+    """One categorical per independent action dimension (Discrete: one; MultiDiscrete: several)."""
+
+    def __init__(self, logits: torch.Tensor, nvec: list[int], scalar: bool) -> None:
+        self.dists = [
+            Categorical(logits=part, validate_args=False) for part in logits.split(nvec, dim=-1)
+        ]
+        self.scalar = scalar
+
+    def _pack(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        return parts[0] if self.scalar else torch.stack(parts, dim=-1)
+
+    def sample(self) -> torch.Tensor:
+        return self._pack([d.sample() for d in self.dists])
+
+    def mode(self) -> torch.Tensor:
+        return self._pack([d.logits.argmax(dim=-1) for d in self.dists])
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        actions = actions.long()
+        if self.scalar:
+            return self.dists[0].log_prob(actions)
+        return sum(d.log_prob(actions[..., i]) for i, d in enumerate(self.dists))
+
+    def entropy(self) -> torch.Tensor:
+        return sum(d.entropy() for d in self.dists)
+
+
+class GaussianDist(ActionDistribution):
+    """Diagonal Gaussian with a state-independent log standard deviation."""
+
+    def __init__(self, mean: torch.Tensor, log_std: torch.Tensor) -> None:
+        self.dist = Normal(mean, log_std.exp().expand_as(mean), validate_args=False)
+
+    def sample(self) -> torch.Tensor:
+        return self.dist.sample()
+
+    def mode(self) -> torch.Tensor:
+        return self.dist.mean
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.dist.log_prob(actions).sum(dim=-1)
+
+    def entropy(self) -> torch.Tensor:
+        return self.dist.entropy().sum(dim=-1)
+
+
+class BernoulliDist(ActionDistribution):
+    """Independent Bernoulli variables (MultiBinary)."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        self.dist = Bernoulli(logits=logits, validate_args=False)
+
+    def sample(self) -> torch.Tensor:
+        return self.dist.sample()
+
+    def mode(self) -> torch.Tensor:
+        return (self.dist.logits > 0).float()
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.dist.log_prob(actions.float()).sum(dim=-1)
+
+    def entropy(self) -> torch.Tensor:
+        return self.dist.entropy().sum(dim=-1)
+
+
+class ActionHead(nn.Module):
+    """Maps a latent [..., D] to the action distribution of `space`."""
+
+    def __init__(self, space: spaces.Space, latent_size: int, log_std_init: float = 0.0) -> None:
+        super().__init__()
+        self.space = space
+        if isinstance(space, spaces.Discrete):
+            self.nvec = [int(space.n)]
+        elif isinstance(space, spaces.MultiDiscrete):
+            if space.nvec.ndim != 1:
+                raise UnsupportedSpaceError("MultiDiscrete actions must be one-dimensional")
+            self.nvec = [int(n) for n in space.nvec]
+        elif isinstance(space, spaces.Box):
+            if len(space.shape) != 1:
+                raise UnsupportedSpaceError(
+                    f"Box actions must be one-dimensional, got {space.shape}"
+                )
+            if not np.issubdtype(space.dtype, np.floating):
+                raise UnsupportedSpaceError("Box actions must have a floating-point dtype")
+            self.log_std = nn.Parameter(torch.full((space.shape[0],), float(log_std_init)))
+            self.nvec = [int(space.shape[0])]
+        elif isinstance(space, spaces.MultiBinary):
+            if len(np.atleast_1d(space.shape)) != 1:
+                raise UnsupportedSpaceError("MultiBinary actions must be one-dimensional")
+            self.nvec = [int(np.prod(space.shape))]
+        else:
+            raise UnsupportedSpaceError(f"unsupported action space: {space}")
+        self.linear = nn.Linear(latent_size, sum(self.nvec))
+
+    def forward(self, latent: torch.Tensor) -> ActionDistribution:
+        out = self.linear(latent)
+        if isinstance(self.space, spaces.Discrete):
+            return CategoricalDist(out, self.nvec, scalar=True)
+        if isinstance(self.space, spaces.MultiDiscrete):
+            return CategoricalDist(out, self.nvec, scalar=False)
+        if isinstance(self.space, spaces.Box):
+            return GaussianDist(out, self.log_std)
+        return BernoulliDist(out)
+
+    def to_env(self, actions: np.ndarray) -> np.ndarray:
+        """Actions as the env takes them: Box actions clipped to the bounds, offsets restored.
+
+        The log-probability is always of the unclipped sample; only the env sees the clip.
+        """
+        if isinstance(self.space, spaces.Box):
+            return np.clip(actions, self.space.low, self.space.high).astype(self.space.dtype)
+        if isinstance(self.space, spaces.Discrete):
+            return actions + int(self.space.start)
+        if isinstance(self.space, spaces.MultiDiscrete):
+            return actions + self.space.start
+        return actions.astype(self.space.dtype)
+
+    def from_env(self, actions: torch.Tensor) -> torch.Tensor:
+        """The inverse of the offset in `to_env`, for actions given by a user (not clipped)."""
+        if isinstance(self.space, spaces.Discrete) and int(self.space.start) != 0:
+            return actions - int(self.space.start)
+        if isinstance(self.space, spaces.MultiDiscrete):
+            return actions - torch.as_tensor(self.space.start, device=actions.device)
+        return actions

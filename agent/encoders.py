@@ -1,0 +1,129 @@
+"""Observation encoders: one per Gymnasium space, each mapping a batch of observations to features.
+
+Observations arrive as tensors with any number of leading batch dimensions ([B, ...] in rollouts,
+[L, N, ...] in training); Dict and Tuple observations arrive as dicts and tuples of such tensors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+
+class UnsupportedSpaceError(ValueError):
+    """The agent has no encoder or action head for this Gymnasium space."""
+
+
+def is_image_space(space: spaces.Space) -> bool:
+    """A uint8 Box of rank 3 whose smallest axis (first or last) has 1, 3 or 4 channels."""
+    return (
+        isinstance(space, spaces.Box)
+        and space.dtype == np.uint8
+        and len(space.shape) == 3
+        and (space.shape[0] in (1, 3, 4) or space.shape[-1] in (1, 3, 4))
+    )
+
+
+class FlattenEncoder(nn.Module):
+    """Vector (or any non-image Box, or MultiBinary) observations, flattened to floats."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.event_dims = len(shape)
+        self.output_size = int(np.prod(shape)) if shape else 1
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = obs.float()
+        if self.event_dims == 0:
+            return obs.unsqueeze(-1)
+        return obs.flatten(start_dim=obs.dim() - self.event_dims)
+
+
+class OneHotEncoder(nn.Module):
+    """Discrete and MultiDiscrete observations as concatenated one-hot vectors."""
+
+    def __init__(self, nvec: np.ndarray, start: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("offsets", torch.as_tensor(np.cumsum(nvec) - nvec, dtype=torch.long))
+        self.register_buffer("start", torch.as_tensor(start, dtype=torch.long))
+        self.output_size = int(np.sum(nvec))
+        self.scalar = False
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = obs.long()
+        if self.scalar:
+            obs = obs.unsqueeze(-1)
+        idx = obs - self.start + self.offsets
+        out = torch.zeros(*obs.shape[:-1], self.output_size, device=obs.device)
+        return out.scatter_(-1, idx, 1.0)
+
+
+class ImageEncoder(nn.Module):
+    """A small CNN for uint8 images (channels first or last), scaled to [0, 1]."""
+
+    def __init__(self, shape: tuple[int, ...], features: int = 256) -> None:
+        super().__init__()
+        self.channels_last = shape[-1] in (1, 3, 4) and shape[0] not in (1, 3, 4)
+        c, h, w = (shape[2], shape[0], shape[1]) if self.channels_last else shape
+        self.cnn = nn.Sequential(
+            nn.Conv2d(c, 32, 3, stride=1, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_flat = self.cnn(torch.zeros(1, c, h, w)).shape[1]
+        self.linear = nn.Sequential(nn.Linear(n_flat, features), nn.ReLU())
+        self.output_size = features
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        batch_shape = obs.shape[:-3]
+        x = obs.reshape(-1, *obs.shape[-3:]).float() / 255.0
+        if self.channels_last:
+            x = x.permute(0, 3, 1, 2)
+        return self.linear(self.cnn(x)).reshape(*batch_shape, self.output_size)
+
+
+class DictEncoder(nn.Module):
+    """Dict and Tuple observations: each part encoded on its own, then concatenated."""
+
+    def __init__(self, parts: dict[str, nn.Module], is_tuple: bool) -> None:
+        super().__init__()
+        self.parts = nn.ModuleDict(parts)
+        self.is_tuple = is_tuple
+        self.output_size = sum(p.output_size for p in parts.values())
+
+    def forward(self, obs: Any) -> torch.Tensor:
+        if self.is_tuple:
+            encoded = [enc(obs[int(k)]) for k, enc in self.parts.items()]
+        else:
+            encoded = [enc(obs[k]) for k, enc in self.parts.items()]
+        return torch.cat(encoded, dim=-1)
+
+
+def make_encoder(space: spaces.Space) -> nn.Module:
+    """The encoder for `space`; raises `UnsupportedSpaceError` for spaces it cannot encode."""
+    if isinstance(space, spaces.Discrete):
+        enc = OneHotEncoder(np.array([space.n]), np.array([space.start]))
+        enc.scalar = True
+        return enc
+    if isinstance(space, spaces.MultiDiscrete):
+        if space.nvec.ndim != 1:
+            raise UnsupportedSpaceError("MultiDiscrete observations must be one-dimensional")
+        return OneHotEncoder(space.nvec, space.start)
+    if is_image_space(space):
+        return ImageEncoder(space.shape)
+    if isinstance(space, spaces.Box | spaces.MultiBinary):
+        return FlattenEncoder(tuple(space.shape))
+    if isinstance(space, spaces.Dict):
+        return DictEncoder({k: make_encoder(s) for k, s in space.spaces.items()}, is_tuple=False)
+    if isinstance(space, spaces.Tuple):
+        return DictEncoder({str(i): make_encoder(s) for i, s in enumerate(space.spaces)}, True)
+    raise UnsupportedSpaceError(f"unsupported observation space: {space}")

@@ -1,0 +1,553 @@
+"""RecurrentPPO: the training loop (collect -> advantages -> update -> log), predict, save, load."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import VectorEnv
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+from agent.buffer import RolloutBuffer
+from agent.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from agent.config import PPOConfig
+from agent.encoders import is_image_space
+from agent.gae import compute_gae
+from agent.losses import explained_variance, policy_loss, value_loss
+from agent.normalization import ObsNormalizer, RewardNormalizer
+from agent.observations import Obs, batch_size_of, to_tensor, tree_map
+from agent.policy import RecurrentActorCritic
+from agent.sequences import minibatches, split_sequences
+from agent.spaces_json import space_from_dict, space_to_dict
+from agent.vec_env import EnvError, check_autoreset, make_vec_env
+
+Callback = Callable[["RecurrentPPO"], bool | None]
+"""Called after every update; returning False stops `learn`."""
+
+
+class NumericalError(RuntimeError):
+    """A loss or gradient became NaN or infinite; the parameters were left as they were."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` -> CUDA when available, else CPU; `cuda` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EnvError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+class EpisodeStats:
+    """Returns, lengths and successes of the last 100 finished episodes."""
+
+    def __init__(self, window: int = 100) -> None:
+        self.returns: deque[float] = deque(maxlen=window)
+        self.lengths: deque[int] = deque(maxlen=window)
+        self.successes: deque[float] = deque(maxlen=window)
+        self.episodes = 0
+
+    def record(self, infos: dict[str, Any]) -> None:
+        """Read the vector env's infos: RecordEpisodeStatistics' `episode`, and `success` or
+        `is_success` on the final step."""
+        if "_episode" in infos:
+            done = infos["_episode"]
+            self.returns.extend(infos["episode"]["r"][done].tolist())
+            self.lengths.extend(infos["episode"]["l"][done].tolist())
+            self.episodes += int(done.sum())
+        for key in ("success", "is_success"):
+            if f"_{key}" in infos:
+                self.successes.extend(
+                    np.asarray(infos[key])[infos[f"_{key}"]].astype(float).tolist()
+                )
+
+    def summary(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.returns:
+            out["rollout/ep_rew_mean"] = float(np.mean(self.returns))
+            out["rollout/ep_len_mean"] = float(np.mean(self.lengths))
+        if self.successes:
+            out["rollout/success_rate"] = float(np.mean(self.successes))
+        return out
+
+
+class RecurrentPPO:
+    """PPO with an LSTM (or GRU) actor-critic, trained on whole sequences.
+
+    Args:
+        env: a Gymnasium id (made with `config.n_envs` copies), a `VectorEnv` (must use NEXT_STEP
+            autoreset, Gymnasium's default), or None for a model that only predicts.
+        config: hyperparameters; keyword arguments override its fields (`n_steps=32`).
+        env_kwargs: keyword arguments of `gym.make` when `env` is an id.
+        wrappers: `module:Callable` wrappers applied to every single env when `env` is an id.
+        tensorboard_log: folder for TensorBoard event files, or None.
+    """
+
+    def __init__(
+        self,
+        env: str | VectorEnv | None,
+        config: PPOConfig | None = None,
+        *,
+        env_kwargs: dict[str, Any] | None = None,
+        wrappers: Sequence[str] = (),
+        tensorboard_log: str | Path | None = None,
+        observation_space: spaces.Space | None = None,
+        action_space: spaces.Space | None = None,
+        **hyperparameters: Any,
+    ) -> None:
+        config = dataclasses.replace(config or PPOConfig(), **hyperparameters)
+        self.env_spec: dict[str, Any] = {"id": None, "kwargs": {}, "wrappers": []}
+        if isinstance(env, str):
+            config.validate()
+            self.env_spec = {
+                "id": env,
+                "kwargs": dict(env_kwargs or {}),
+                "wrappers": list(wrappers),
+            }
+            env = make_vec_env(env, config.n_envs, env_kwargs, wrappers)
+        elif isinstance(env, VectorEnv):
+            check_autoreset(env)
+            config.n_envs = env.num_envs
+            if not _has_episode_statistics(env):
+                env = RecordEpisodeStatistics(env, buffer_length=100)
+            spec = getattr(env, "spec", None)
+            if spec is not None:
+                self.env_spec["id"] = spec.id
+        self.config = config.validate()
+        self.env: VectorEnv | None = env
+        self.observation_space = env.single_observation_space if env else observation_space
+        self.action_space = env.single_action_space if env else action_space
+        if self.observation_space is None or self.action_space is None:
+            raise ValueError("give an env, or both observation_space and action_space")
+
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.policy = RecurrentActorCritic(self.observation_space, self.action_space, config)
+        self.policy.to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.policy.parameters(), lr=config.learning_rate, eps=config.adam_eps
+        )
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.obs_normalizer = self._make_obs_normalizer()
+        self.reward_normalizer = (
+            RewardNormalizer(config.n_envs, config.gamma) if config.normalize_reward else None
+        )
+        self.num_timesteps = 0
+        self.total_timesteps = 0
+        self.n_updates = 0
+        self.episode_stats = EpisodeStats()
+        self.logs: dict[str, float] = {}
+        self.tensorboard_log = Path(tensorboard_log) if tensorboard_log else None
+        self._writer: Any = None
+        self._last_obs: Any = None
+
+    # ------------------------------------------------------------------------------- set-up ---
+
+    def _make_obs_normalizer(self) -> ObsNormalizer | None:
+        if not self.config.normalize_obs:
+            return None
+        space = self.observation_space
+        if not isinstance(space, spaces.Box) or is_image_space(space):
+            raise ValueError("normalize_obs supports non-image Box observation spaces only")
+        return ObsNormalizer(tuple(space.shape))
+
+    def _obs_to_tensor(self, obs: Any, update_stats: bool) -> Obs:
+        if self.obs_normalizer is not None:
+            obs = self.obs_normalizer(obs, update=update_stats)
+        return to_tensor(obs, self.device)
+
+    def _learning_rate(self) -> float:
+        lr = self.config.learning_rate
+        if self.config.lr_schedule == "linear" and self.total_timesteps > 0:
+            lr *= max(1.0 - self.num_timesteps / self.total_timesteps, 0.0)
+        return lr
+
+    # ----------------------------------------------------------------------------- training ---
+
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Callback | None = None,
+        progress_bar: bool = False,
+        reset_num_timesteps: bool = True,
+    ) -> RecurrentPPO:
+        """Train for `total_timesteps` environment steps (more, when `reset_num_timesteps` is
+        False: SB3's meaning). Each iteration: collect a rollout, compute advantages, update,
+        log, call `callback`."""
+        if self.env is None:
+            raise ValueError("this model has no env to learn from")
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+            self.total_timesteps = total_timesteps
+        else:
+            self.total_timesteps = self.num_timesteps + total_timesteps
+        if self._last_obs is None or reset_num_timesteps:
+            self._start_episodes()
+        bar = _progress_bar(self.total_timesteps, self.num_timesteps) if progress_bar else None
+        try:
+            while self.num_timesteps < self.total_timesteps:
+                start = time.perf_counter()
+                buffer = self.collect_rollout()
+                collect_time = time.perf_counter() - start
+                self.logs = self.train(buffer)
+                self._log_iteration(start, collect_time)
+                if bar is not None:
+                    _update_bar(bar, self.num_timesteps, self.logs)
+                if callback is not None and callback(self) is False:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+            if self._writer is not None:
+                self._writer.flush()
+        return self
+
+    def _start_episodes(self) -> None:
+        """Reset all envs (seeded) and the recurrent state; the first step starts episodes."""
+        obs, _ = self.env.reset(seed=self.config.seed + self.num_timesteps)
+        self._last_obs = obs
+        self._state = self.policy.initial_state(self.config.n_envs, self.device)
+        self._episode_start = torch.ones(self.config.n_envs, dtype=torch.bool, device=self.device)
+        self._reset_step = torch.zeros_like(self._episode_start)
+
+    def collect_rollout(self) -> RolloutBuffer:
+        """Step the envs `n_steps` times, store everything, and compute advantages.
+
+        Gymnasium's NEXT_STEP autoreset: after a step that ends an episode, the next step only
+        resets the env (the action is ignored, reward 0). That reset step is stored with
+        valid=False: it is never learned from, but the value computed on its observation (the
+        final observation of the ended episode, under the carried memory) is what a truncated
+        episode bootstraps from. The recurrent state is zeroed before the first step of each
+        episode.
+        """
+        cfg, env, device = self.config, self.env, self.device
+        buffer = RolloutBuffer(
+            cfg.n_steps,
+            cfg.n_envs,
+            self.observation_space,
+            self._action_shape(),
+            self._action_dtype(),
+            self._state,
+            device,
+        )
+        self.policy.eval()
+        for t in range(cfg.n_steps):
+            obs = self._obs_to_tensor(self._last_obs, update_stats=True)
+            state = self._state.reset(self._episode_start)
+            step = self.policy.step(obs, state)
+            env_actions = self.policy.action_head.to_env(step.actions.cpu().numpy())
+            next_obs, rewards, terminated, truncated, infos = env.step(env_actions)
+            if self.reward_normalizer is not None:
+                rewards = self.reward_normalizer(rewards, terminated | truncated)
+            buffer.add(
+                t, obs, state, self._episode_start, ~self._reset_step,
+                step.actions, step.log_prob, step.values,
+            )  # fmt: skip
+            buffer.add_outcome(
+                t,
+                torch.as_tensor(rewards, dtype=torch.float32, device=device),
+                torch.as_tensor(terminated, device=device),
+                torch.as_tensor(truncated, device=device),
+            )
+            self.episode_stats.record(infos)
+            self._episode_start = self._reset_step  # a reset step returns a first observation
+            self._reset_step = buffer.terminated[t] | buffer.truncated[t]
+            self._state = step.state
+            self._last_obs = next_obs
+            self.num_timesteps += cfg.n_envs
+
+        last_obs = self._obs_to_tensor(self._last_obs, update_stats=False)
+        last_values = self.policy.value(last_obs, self._state.reset(self._episode_start))
+        buffer.advantages, buffer.returns = compute_gae(
+            buffer.rewards,
+            buffer.values,
+            last_values,
+            buffer.terminated,
+            buffer.truncated,
+            buffer.valid,
+            cfg.gamma,
+            cfg.gae_lambda,
+        )
+        return buffer
+
+    def train(self, buffer: RolloutBuffer) -> dict[str, float]:
+        """PPO epochs over the rollout's sequences; returns the logged statistics.
+
+        Each minibatch replays its sequences through the recurrent core in one call, each from
+        the state stored at its first step; the losses are means over the real, valid steps.
+        """
+        cfg = self.config
+        self.policy.train()
+        lr = self._learning_rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        seqs = split_sequences(buffer.episode_starts.cpu().numpy(), cfg.sequence_len)
+        stats: dict[str, list[torch.Tensor]] = {
+            k: [] for k in ("pg", "vf", "ent", "kl", "clip", "grad")
+        }
+        continue_training = True
+        for epoch in range(cfg.n_epochs):
+            for mb in minibatches(seqs, cfg.n_envs, cfg.batch_size, self.generator, self.device):
+                data = buffer.gather(mb.index)
+                dist, values, _ = self.policy(data["observations"], buffer.initial_states(mb.first))
+                mask = mb.mask & data["valid"]
+                if not mask.any():
+                    continue
+                advantages = data["advantages"][mask]
+                if cfg.normalize_advantage and advantages.numel() > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                pg = policy_loss(
+                    dist.log_prob(data["actions"])[mask],
+                    data["log_probs"][mask],
+                    advantages,
+                    cfg.clip_range,
+                )
+                vf = value_loss(
+                    values[mask], data["values"][mask], data["returns"][mask], cfg.clip_range_vf
+                )
+                entropy = dist.entropy()[mask].mean()
+                loss = pg.loss + cfg.vf_coef * vf - cfg.ent_coef * entropy
+                if cfg.target_kl is not None and pg.approx_kl.item() > 1.5 * cfg.target_kl:
+                    continue_training = False
+                    break
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    self.policy.parameters(), cfg.max_grad_norm
+                )
+                if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    raise NumericalError(
+                        f"non-finite {'loss' if not torch.isfinite(loss) else 'gradient'} at step "
+                        f"{self.num_timesteps} (update {self.n_updates + 1}, epoch {epoch + 1}): "
+                        "parameters left unchanged; likely causes: a learning rate too high, "
+                        "unnormalised observations or rewards, or NaN/inf from the env"
+                    )
+                self.optimizer.step()
+                for key, value in (
+                    ("pg", pg.loss), ("vf", vf), ("ent", entropy), ("kl", pg.approx_kl),
+                    ("clip", pg.clip_fraction), ("grad", grad_norm),
+                ):  # fmt: skip
+                    stats[key].append(value.detach())
+            if not continue_training:
+                break
+        self.n_updates += 1
+        valid = buffer.valid
+        logs = {
+            "train/learning_rate": lr,
+            "train/explained_variance": explained_variance(
+                buffer.values[valid], buffer.returns[valid]
+            ),
+            "train/n_updates": float(self.n_updates),
+            "train/epochs": float(epoch + 1),
+        }
+        names = {
+            "pg": "train/policy_gradient_loss",
+            "vf": "train/value_loss",
+            "kl": "train/approx_kl",
+            "clip": "train/clip_fraction",
+            "grad": "train/grad_norm",
+        }
+        for key, name in names.items():
+            if stats[key]:
+                logs[name] = float(torch.stack(stats[key]).mean())
+        if stats["ent"]:
+            logs["train/entropy_loss"] = -float(torch.stack(stats["ent"]).mean())
+        if isinstance(self.action_space, spaces.Box):
+            logs["train/std"] = float(self.policy.action_head.log_std.exp().mean())
+        return logs
+
+    def _log_iteration(self, start: float, collect_time: float) -> None:
+        elapsed = time.perf_counter() - start
+        self.logs.update(self.episode_stats.summary())
+        self.logs["time/fps"] = self.config.rollout_size / max(elapsed, 1e-9)
+        self.logs["time/collect_fraction"] = collect_time / max(elapsed, 1e-9)
+        if self.tensorboard_log is None:
+            return
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.tensorboard_log))
+            self._writer.add_text(
+                "hyperparameters",
+                "\n".join(f"    {k}: {v}" for k, v in self.config.to_dict().items()),
+            )
+        for key, value in self.logs.items():
+            self._writer.add_scalar(key, value, self.num_timesteps)
+
+    def close(self) -> None:
+        """Close the TensorBoard writer and the environments."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self.env is not None:
+            self.env.close()
+
+    # ------------------------------------------------------------------------------ acting ---
+
+    def predict(
+        self,
+        observation: Any,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """Actions for a batch of observations (or one), with sb3-contrib's meaning of state.
+
+        `state` is what the previous call returned (None at the start): the actor's (h, c) for
+        an LSTM, (h,) for a GRU, each [layers, B, H]. `episode_start` [B] marks the observations
+        that begin an episode; their state is reset first. Returns (actions, next state).
+        """
+        single = batch_size_of(observation, self.observation_space) is None
+        if single:
+            observation = tree_map(lambda x: np.expand_dims(np.asarray(x), 0), observation)
+        n = batch_size_of(observation, self.observation_space) or 1
+        obs = self._obs_to_tensor(observation, update_stats=False)
+        if state is None or len(state) == 0:
+            pi = self.policy.pi_core.initial_state(n, self.device)
+        else:
+            pi = torch.as_tensor(np.stack(state), dtype=torch.float32, device=self.device)
+        if episode_start is not None:
+            starts = torch.as_tensor(np.asarray(episode_start, dtype=bool), device=self.device)
+            pi = pi * (~starts).to(pi.dtype).view(1, 1, -1, 1)
+        actions, pi = self.policy.act(obs, pi, deterministic)
+        env_actions = self.policy.action_head.to_env(actions.cpu().numpy())
+        if single:
+            env_actions = env_actions[0]
+        return env_actions, tuple(pi.cpu().numpy())
+
+    # ---------------------------------------------------------------------- saving, loading ---
+
+    def _action_shape(self) -> tuple[int, ...]:
+        space = self.action_space
+        return () if isinstance(space, spaces.Discrete) else tuple(space.shape)
+
+    def _action_dtype(self) -> torch.dtype:
+        space = self.action_space
+        return (
+            torch.long
+            if isinstance(space, spaces.Discrete | spaces.MultiDiscrete)
+            else torch.float32
+        )
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint (atomically) with everything needed to predict and to resume."""
+        payload: dict[str, Any] = {
+            "config": json.dumps(self.config.to_dict()),
+            "env_spec": json.dumps(self.env_spec),
+            "observation_space": json.dumps(space_to_dict(self.observation_space)),
+            "action_space": json.dumps(space_to_dict(self.action_space)),
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "num_timesteps": self.num_timesteps,
+            "total_timesteps": self.total_timesteps,
+            "n_updates": self.n_updates,
+            "torch_rng": torch.get_rng_state(),
+            "generator_rng": self.generator.get_state(),
+            "extra": json.dumps(extra or {}),
+        }
+        if self.obs_normalizer is not None:
+            payload["obs_normalizer"] = self.obs_normalizer.state_dict()
+        if self.reward_normalizer is not None:
+            payload["reward_normalizer"] = self.reward_normalizer.state_dict()
+        return save_checkpoint(payload, path)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        env: str | VectorEnv | None = None,
+        device: str = "auto",
+        tensorboard_log: str | Path | None = None,
+        **env_overrides: Any,
+    ) -> RecurrentPPO:
+        """Load a checkpoint onto `device`.
+
+        `env`: None for a model that only predicts; "recorded" to rebuild the env the checkpoint
+        was trained on (its id, kwargs and wrappers; `env_overrides` update the kwargs); a
+        Gymnasium id or a VectorEnv to continue on another one with the same spaces.
+        """
+        payload = load_checkpoint(path)
+        try:
+            config = PPOConfig.from_dict(json.loads(payload["config"]))
+            env_spec = json.loads(payload["env_spec"])
+            obs_space = space_from_dict(json.loads(payload["observation_space"]))
+            act_space = space_from_dict(json.loads(payload["action_space"]))
+        except (KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"{path}: malformed checkpoint metadata ({e})") from None
+        config.device = device
+        kwargs = dict(env_spec.get("kwargs") or {})
+        kwargs.update(env_overrides)
+        wrappers = env_spec.get("wrappers") or []
+        if env == "recorded":
+            if not env_spec.get("id"):
+                raise CheckpointError(f"{path} does not record which env it was trained on")
+            env = env_spec["id"]
+        model = cls(
+            env,
+            config,
+            env_kwargs=kwargs,
+            wrappers=wrappers,
+            tensorboard_log=tensorboard_log,
+            observation_space=obs_space,
+            action_space=act_space,
+        )
+        if model.observation_space != obs_space or model.action_space != act_space:
+            raise EnvError(
+                f"the env's spaces ({model.observation_space}, {model.action_space}) differ from "
+                f"the checkpoint's ({obs_space}, {act_space})"
+            )
+        if isinstance(env, str):
+            model.env_spec = {"id": env, "kwargs": kwargs, "wrappers": wrappers}
+        try:
+            model.policy.load_state_dict(payload["policy"])
+            model.optimizer.load_state_dict(payload["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            first = str(e).strip().splitlines()[0]
+            raise CheckpointError(
+                f"{path}: weights do not fit the recorded config ({first})"
+            ) from None
+        model.num_timesteps = int(payload["num_timesteps"])
+        model.total_timesteps = int(payload["total_timesteps"])
+        model.n_updates = int(payload["n_updates"])
+        torch.set_rng_state(payload["torch_rng"])
+        model.generator.set_state(payload["generator_rng"])
+        if model.obs_normalizer is not None:
+            model.obs_normalizer.load_state_dict(payload["obs_normalizer"])
+        if model.reward_normalizer is not None:
+            model.reward_normalizer.load_state_dict(payload["reward_normalizer"])
+        model.checkpoint_extra = json.loads(payload.get("extra", "{}"))
+        return model
+
+
+def _has_episode_statistics(env: VectorEnv) -> bool:
+    while True:
+        if isinstance(env, RecordEpisodeStatistics):
+            return True
+        if not hasattr(env, "env"):
+            return False
+        env = env.env
+
+
+def _progress_bar(total: int, initial: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True)
+
+
+def _update_bar(bar: Any, num_timesteps: int, logs: dict[str, float]) -> None:
+    bar.update(min(num_timesteps, bar.total) - bar.n)
+    postfix = {}
+    if "rollout/ep_rew_mean" in logs:
+        postfix["return"] = f"{logs['rollout/ep_rew_mean']:.3g}"
+    if "rollout/success_rate" in logs:
+        postfix["success"] = f"{logs['rollout/success_rate']:.2f}"
+    bar.set_postfix(postfix, refresh=False)
