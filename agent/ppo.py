@@ -362,7 +362,7 @@ class RecurrentPPO:
         if stats["ent"]:
             logs["train/entropy_loss"] = -float(torch.stack(stats["ent"]).mean())
         if isinstance(self.action_space, spaces.Box):
-            logs["train/std"] = float(self.policy.action_head.log_std.exp().mean())
+            logs["train/std"] = self.policy.action_head.log_std.detach().exp().mean().item()
         return logs
 
     def _log_iteration(self, start: float, collect_time: float) -> None:
@@ -370,6 +370,10 @@ class RecurrentPPO:
         self.logs.update(self.episode_stats.summary())
         self.logs["time/fps"] = self.config.rollout_size / max(elapsed, 1e-9)
         self.logs["time/collect_fraction"] = collect_time / max(elapsed, 1e-9)
+        self.log_scalars(self.logs)
+
+    def log_scalars(self, scalars: dict[str, float]) -> None:
+        """Write scalars to TensorBoard at the current step (no-op without `tensorboard_log`)."""
         if self.tensorboard_log is None:
             return
         if self._writer is None:
@@ -380,7 +384,7 @@ class RecurrentPPO:
                 "hyperparameters",
                 "\n".join(f"    {k}: {v}" for k, v in self.config.to_dict().items()),
             )
-        for key, value in self.logs.items():
+        for key, value in scalars.items():
             self._writer.add_scalar(key, value, self.num_timesteps)
 
     def close(self) -> None:
@@ -505,8 +509,9 @@ class RecurrentPPO:
                 f"the env's spaces ({model.observation_space}, {model.action_space}) differ from "
                 f"the checkpoint's ({obs_space}, {act_space})"
             )
-        if isinstance(env, str):
-            model.env_spec = {"id": env, "kwargs": kwargs, "wrappers": wrappers}
+        if env is None or isinstance(env, str):
+            env_id = env if isinstance(env, str) else env_spec.get("id")
+            model.env_spec = {"id": env_id, "kwargs": kwargs, "wrappers": wrappers}
         try:
             model.policy.load_state_dict(payload["policy"])
             model.optimizer.load_state_dict(payload["optimizer"])

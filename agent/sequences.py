@@ -60,19 +60,29 @@ def minibatches(
 ) -> list[PaddedBatch]:
     """Shuffle the sequences and pack them into minibatches of about `batch_size` steps each.
 
-    A sequence goes to minibatch floor(steps before it / batch_size), so every minibatch but the
-    last holds at least `batch_size` steps and at most `batch_size` + one sequence.
+    Sequences are added to a minibatch until it holds at least `batch_size` steps, so each holds
+    fewer than `batch_size` + the longest sequence; a remainder under half a batch joins the last
+    full minibatch instead of making a small, noisy one of its own.
     """
     n = len(seqs.length)
     order = (
         torch.randperm(n, generator=generator).numpy() if generator is not None else np.arange(n)
     )
-    length = seqs.length[order]
-    before = np.cumsum(length) - length
-    batch_id = before // batch_size
+    groups: list[list[int]] = [[]]
+    filled = 0
+    for k in order.tolist():
+        groups[-1].append(k)
+        filled += int(seqs.length[k])
+        if filled >= batch_size:
+            groups.append([])
+            filled = 0
+    if not groups[-1]:
+        groups.pop()
+    elif len(groups) > 1 and filled < batch_size / 2:
+        groups[-2].extend(groups.pop())
     batches = []
-    for b in range(int(batch_id[-1]) + 1):
-        chosen = order[batch_id == b]
+    for group in groups:
+        chosen = np.asarray(group)
         lengths = seqs.length[chosen]
         max_len = int(lengths.max())
         offsets = np.arange(max_len)[:, None]

@@ -1,0 +1,50 @@
+"""Small environments built for tests: arbitrary spaces, and an endless constant-reward task."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class AnySpaceEnv(gym.Env):
+    """Random observations from any space; episodes end at random (terminated) or at 12 steps
+    (truncated); reward 1 when the first action component is 'high'."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.observation_space.seed(int(self.np_random.integers(2**31)))
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        assert self.action_space.contains(action), f"{action!r} not in {self.action_space}"
+        self.t += 1
+        first = np.asarray(action).reshape(-1)[0] if np.ndim(action) else action
+        reward = float(first > 0)
+        terminated = bool(self.np_random.random() < 0.1)
+        truncated = self.t >= 12
+        return self.observation_space.sample(), reward, terminated, truncated, {}
+
+
+class ConstantRewardEnv(gym.Env):
+    """Reward 1 at every step, forever; only a time limit ends an episode."""
+
+    observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(1, np.float32), 1.0, False, False, {}
+
+
+def vector(make_env, n: int = 2) -> gym.vector.SyncVectorEnv:
+    return gym.vector.SyncVectorEnv([make_env for _ in range(n)])
