@@ -3,7 +3,7 @@
 from agent.checkpoint import CheckpointError
 from agent.config import ConfigError, PPOConfig
 from agent.encoders import UnsupportedSpaceError
-from agent.policy import RecurrentActorCritic, RNNStates
+from agent.policy import RecurrentActorCritic
 from agent.ppo import NumericalError, RecurrentPPO
 from agent.vec_env import EnvError, make_vec_env
 
@@ -13,7 +13,6 @@ __all__ = [
     "EnvError",
     "NumericalError",
     "PPOConfig",
-    "RNNStates",
     "RecurrentActorCritic",
     "RecurrentPPO",
     "UnsupportedSpaceError",

@@ -6,7 +6,6 @@ import torch
 from gymnasium import spaces
 
 from agent.observations import Obs, allocate, tree_map, tree_map2
-from agent.policy import RNNStates
 
 
 class RolloutBuffer:
@@ -14,7 +13,7 @@ class RolloutBuffer:
 
     Fields (all [T, E, ...]): observations, actions, log_probs, values, rewards, terminated,
     truncated, valid (False on the reset steps of NEXT_STEP autoreset), episode_starts (the state
-    was reset before this step), and the actor/critic states fed into each step.
+    was reset before this step), and the recurrent state fed into each step.
     """
 
     def __init__(
@@ -24,7 +23,7 @@ class RolloutBuffer:
         observation_space: spaces.Space,
         action_shape: tuple[int, ...],
         action_dtype: torch.dtype,
-        initial_state: RNNStates,
+        initial_state: torch.Tensor,
         device: torch.device,
     ) -> None:
         T, E = n_steps, n_envs
@@ -42,8 +41,7 @@ class RolloutBuffer:
         self.episode_starts = torch.zeros(T, E, **flags)
         # States are stored batch-second ([T, E, S, layers, H]) so that one flat index t * E + e
         # picks the state of a sequence's first step.
-        self.pi_states = torch.zeros(T, *initial_state.pi.permute(2, 0, 1, 3).shape, **f32)
-        self.vf_states = torch.zeros(T, *initial_state.vf.permute(2, 0, 1, 3).shape, **f32)
+        self.states = torch.zeros(T, *initial_state.permute(2, 0, 1, 3).shape, **f32)
         self.advantages = torch.zeros(T, E, **f32)
         self.returns = torch.zeros(T, E, **f32)
 
@@ -51,7 +49,7 @@ class RolloutBuffer:
         self,
         t: int,
         obs: Obs,
-        state: RNNStates,
+        state: torch.Tensor,
         episode_start: torch.Tensor,
         valid: torch.Tensor,
         actions: torch.Tensor,
@@ -64,8 +62,7 @@ class RolloutBuffer:
             dst[t] = src
 
         tree_map2(put, self.observations, obs)
-        self.pi_states[t] = state.pi.permute(2, 0, 1, 3)
-        self.vf_states[t] = state.vf.permute(2, 0, 1, 3)
+        self.states[t] = state.permute(2, 0, 1, 3)
         self.episode_starts[t] = episode_start
         self.valid[t] = valid
         self.actions[t] = actions
@@ -96,9 +93,7 @@ class RolloutBuffer:
             "valid": flat(self.valid),
         }
 
-    def initial_states(self, first: torch.Tensor) -> RNNStates:
-        """The stored states at the flat indices `first` [N], as RNNStates of batch N."""
-        n = self.n_steps * self.n_envs
-        pi = self.pi_states.reshape(n, *self.pi_states.shape[2:])[first]
-        vf = self.vf_states.reshape(n, *self.vf_states.shape[2:])[first]
-        return RNNStates(pi.permute(1, 2, 0, 3), vf.permute(1, 2, 0, 3))
+    def initial_states(self, first: torch.Tensor) -> torch.Tensor:
+        """The stored states at the flat indices `first` [N], as a state of batch N."""
+        states = self.states.reshape(self.n_steps * self.n_envs, *self.states.shape[2:])
+        return states[first].permute(1, 2, 0, 3)

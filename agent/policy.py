@@ -14,7 +14,7 @@ from agent.config import PPOConfig
 from agent.distributions import ActionDistribution, ActionHead
 from agent.encoders import make_encoder
 from agent.observations import Obs, tree_map
-from agent.recurrent import RecurrentCore, reset_state
+from agent.recurrent import RecurrentCore
 
 
 class PolicyStep(NamedTuple):
@@ -23,21 +23,7 @@ class PolicyStep(NamedTuple):
     actions: torch.Tensor
     log_prob: torch.Tensor
     values: torch.Tensor
-    state: RNNStates
-
-
-class RNNStates(NamedTuple):
-    """Recurrent state of the actor and the critic, each [S, layers, B, H].
-
-    With a shared core the critic's entry is an empty tensor: the actor's state serves both.
-    """
-
-    pi: torch.Tensor
-    vf: torch.Tensor
-
-    def reset(self, episode_start: torch.Tensor) -> RNNStates:
-        """Zero the entries of the batch where `episode_start` [B] is True."""
-        return RNNStates(reset_state(self.pi, episode_start), reset_state(self.vf, episode_start))
+    state: torch.Tensor
 
 
 def mlp(input_size: int, hidden: list[int]) -> tuple[nn.Module, int]:
@@ -50,30 +36,30 @@ def mlp(input_size: int, hidden: list[int]) -> tuple[nn.Module, int]:
 
 
 class RecurrentActorCritic(nn.Module):
-    """Actor-critic with LSTM/GRU memory over any supported observation and action space."""
+    """Actor-critic with LSTM/GRU memory over any supported observation and action space.
+
+    The recurrent state is one tensor [S, layers, B, G * H] (see `agent.recurrent`): with
+    `shared_lstm` actor and critic read the same G = 1 core; otherwise the actor owns the first
+    H units and the critic the last H, two independent networks run in one call.
+    """
 
     def __init__(
         self, observation_space: spaces.Space, action_space: spaces.Space, config: PPOConfig
     ) -> None:
         super().__init__()
         self.encoder = make_encoder(observation_space)
-        features = self.encoder.output_size
-        chrono_len = config.chrono_max_len or config.sequence_len
-
-        def core() -> RecurrentCore:
-            return RecurrentCore(
-                features,
-                config.lstm_hidden_size,
-                config.n_lstm_layers,
-                config.rnn_type,
-                config.forget_bias_init,
-                chrono_len,
-            )
-
-        self.pi_core = core()
-        self.vf_core = None if config.shared_lstm else core()
-        self.pi_mlp, pi_size = mlp(self.pi_core.output_size, config.net_arch)
-        self.vf_mlp, vf_size = mlp(self.pi_core.output_size, config.net_arch)
+        self.hidden_size = config.lstm_hidden_size
+        self.core = RecurrentCore(
+            self.encoder.output_size,
+            config.lstm_hidden_size,
+            config.n_lstm_layers,
+            config.rnn_type,
+            groups=1 if config.shared_lstm else 2,
+            forget_bias_init=config.forget_bias_init,
+            chrono_max_len=config.chrono_max_len or config.sequence_len,
+        )
+        self.pi_mlp, pi_size = mlp(self.hidden_size, config.net_arch)
+        self.vf_mlp, vf_size = mlp(self.hidden_size, config.net_arch)
         self.action_head = ActionHead(action_space, pi_size, config.log_std_init)
         self.value_head = nn.Linear(vf_size, 1)
         if config.ortho_init:
@@ -93,32 +79,26 @@ class RecurrentActorCritic(nn.Module):
                     nn.init.orthogonal_(layer.weight, gain=gain)
                     nn.init.zeros_(layer.bias)
 
-    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> RNNStates:
-        """Zero state for a batch of `batch_size` environments."""
-        vf = (self.vf_core or self.pi_core).initial_state(batch_size, device)
-        if self.vf_core is None:
-            vf = vf[:0]
-        return RNNStates(self.pi_core.initial_state(batch_size, device), vf)
+    def initial_state(
+        self, batch_size: int, device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        """Zero state [S, layers, batch_size, G * H]."""
+        return self.core.initial_state(batch_size, device)
 
     def forward(
-        self, obs: Obs, state: RNNStates
-    ) -> tuple[ActionDistribution, torch.Tensor, RNNStates]:
+        self, obs: Obs, state: torch.Tensor
+    ) -> tuple[ActionDistribution, torch.Tensor, torch.Tensor]:
         """Run sequences of observations [L, N, ...] from `state`, with no reset inside.
 
         Returns the action distribution over [L, N], the values [L, N] and the final state.
         """
-        features = self.encoder(obs)
-        pi_out, pi_state = self.pi_core(features, state.pi)
-        if self.vf_core is None:
-            vf_out, vf_state = pi_out, state.vf
-        else:
-            vf_out, vf_state = self.vf_core(features, state.vf)
-        dist = self.action_head(self.pi_mlp(pi_out))
-        values = self.value_head(self.vf_mlp(vf_out)).squeeze(-1)
-        return dist, values, RNNStates(pi_state, vf_state)
+        out, state = self.core(self.encoder(obs), state)
+        dist = self.action_head(self.pi_mlp(out[..., : self.hidden_size]))
+        values = self.value_head(self.vf_mlp(out[..., -self.hidden_size :])).squeeze(-1)
+        return dist, values, state
 
     @torch.no_grad()
-    def step(self, obs: Obs, state: RNNStates, deterministic: bool = False) -> PolicyStep:
+    def step(self, obs: Obs, state: torch.Tensor, deterministic: bool = False) -> PolicyStep:
         """Act for one step of a batch [B, ...] from `state` (already reset where episodes start):
         sample (or, deterministic, take the mode of) the actions and advance the state."""
         dist, values, state = self(tree_map(lambda x: x.unsqueeze(0), obs), state)
@@ -126,17 +106,6 @@ class RecurrentActorCritic(nn.Module):
         return PolicyStep(actions[0], dist.log_prob(actions)[0], values[0], state)
 
     @torch.no_grad()
-    def act(
-        self, obs: Obs, pi_state: torch.Tensor, deterministic: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The actor alone, one step of a batch [B, ...]: returns (actions [B, ...], new state)."""
-        features = self.encoder(tree_map(lambda x: x.unsqueeze(0), obs))
-        out, pi_state = self.pi_core(features, pi_state)
-        dist = self.action_head(self.pi_mlp(out))
-        actions = dist.mode() if deterministic else dist.sample()
-        return actions[0], pi_state
-
-    @torch.no_grad()
-    def value(self, obs: Obs, state: RNNStates) -> torch.Tensor:
+    def value(self, obs: Obs, state: torch.Tensor) -> torch.Tensor:
         """Values [B] of one step of a batch [B, ...] from `state`, without advancing anything."""
         return self(tree_map(lambda x: x.unsqueeze(0), obs), state)[1][0]

@@ -25,6 +25,7 @@ from agent.losses import explained_variance, policy_loss, value_loss
 from agent.normalization import ObsNormalizer, RewardNormalizer
 from agent.observations import Obs, batch_size_of, to_tensor, tree_map
 from agent.policy import RecurrentActorCritic
+from agent.recurrent import reset_state
 from agent.sequences import minibatches, split_sequences
 from agent.spaces_json import space_from_dict, space_to_dict
 from agent.vec_env import EnvError, check_autoreset, make_vec_env
@@ -241,7 +242,7 @@ class RecurrentPPO:
         self.policy.eval()
         for t in range(cfg.n_steps):
             obs = self._obs_to_tensor(self._last_obs, update_stats=True)
-            state = self._state.reset(self._episode_start)
+            state = reset_state(self._state, self._episode_start)
             step = self.policy.step(obs, state)
             env_actions = self.policy.action_head.to_env(step.actions.cpu().numpy())
             next_obs, rewards, terminated, truncated, infos = env.step(env_actions)
@@ -265,7 +266,7 @@ class RecurrentPPO:
             self.num_timesteps += cfg.n_envs
 
         last_obs = self._obs_to_tensor(self._last_obs, update_stats=False)
-        last_values = self.policy.value(last_obs, self._state.reset(self._episode_start))
+        last_values = self.policy.value(last_obs, reset_state(self._state, self._episode_start))
         buffer.advantages, buffer.returns = compute_gae(
             buffer.rewards,
             buffer.values,
@@ -406,8 +407,8 @@ class RecurrentPPO:
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """Actions for a batch of observations (or one), with sb3-contrib's meaning of state.
 
-        `state` is what the previous call returned (None at the start): the actor's (h, c) for
-        an LSTM, (h,) for a GRU, each [layers, B, H]. `episode_start` [B] marks the observations
+        `state` is what the previous call returned (None at the start): (h, c) for an LSTM, (h,)
+        for a GRU, each [layers, B, G * H] (G = 2 unless `shared_lstm`: actor and critic units). `episode_start` [B] marks the observations
         that begin an episode; their state is reset first. Returns (actions, next state).
         """
         single = batch_size_of(observation, self.observation_space) is None
@@ -416,17 +417,17 @@ class RecurrentPPO:
         n = batch_size_of(observation, self.observation_space) or 1
         obs = self._obs_to_tensor(observation, update_stats=False)
         if state is None or len(state) == 0:
-            pi = self.policy.pi_core.initial_state(n, self.device)
+            memory = self.policy.initial_state(n, self.device)
         else:
-            pi = torch.as_tensor(np.stack(state), dtype=torch.float32, device=self.device)
+            memory = torch.as_tensor(np.stack(state), dtype=torch.float32, device=self.device)
         if episode_start is not None:
             starts = torch.as_tensor(np.asarray(episode_start, dtype=bool), device=self.device)
-            pi = pi * (~starts).to(pi.dtype).view(1, 1, -1, 1)
-        actions, pi = self.policy.act(obs, pi, deterministic)
-        env_actions = self.policy.action_head.to_env(actions.cpu().numpy())
+            memory = reset_state(memory, starts)
+        step = self.policy.step(obs, memory, deterministic)
+        env_actions = self.policy.action_head.to_env(step.actions.cpu().numpy())
         if single:
             env_actions = env_actions[0]
-        return env_actions, tuple(pi.cpu().numpy())
+        return env_actions, tuple(step.state.cpu().numpy())
 
     # ---------------------------------------------------------------------- saving, loading ---
 

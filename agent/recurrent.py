@@ -1,7 +1,13 @@
 """The recurrent core: LSTM, GRU or a memoryless stand-in, with explicit state.
 
-State is one tensor [S, layers, B, H]: S = 2 for an LSTM (h and c), 1 for a GRU (h), 0 for
+State is one tensor [S, layers, B, G * H]: S = 2 for an LSTM (h and c), 1 for a GRU (h), 0 for
 `none`. Resetting at episode starts is data (a multiplication by a mask), not control flow.
+
+G independent recurrent networks of H units (the actor's and the critic's, G = 2) run as one
+network of G * H units whose recurrent weights are block-diagonal: one kernel call instead of
+two, which halves the per-step overhead that dominates small recurrent nets on a CPU. The
+off-diagonal blocks start at zero and their gradients are masked, so they stay exactly zero
+and the G networks never see each other's state.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ def chrono_bias(
 
 
 class RecurrentCore(nn.Module):
-    """A stack of recurrent layers that maps [L, N, F] inputs to [L, N, H] outputs."""
+    """G independent stacks of recurrent layers mapping [L, N, F] inputs to [L, N, G * H]."""
 
     def __init__(
         self,
@@ -38,62 +44,82 @@ class RecurrentCore(nn.Module):
         hidden_size: int,
         num_layers: int = 1,
         rnn_type: str = "lstm",
+        groups: int = 1,
         forget_bias_init: str = "chrono",
         chrono_max_len: int = 128,
     ) -> None:
         super().__init__()
         self.rnn_type = rnn_type
         self.hidden_size = hidden_size
+        self.groups = groups
         self.num_layers = num_layers
-        self.output_size = hidden_size
+        self.output_size = groups * hidden_size
+        width = groups * hidden_size
         if rnn_type == "lstm":
-            self.rnn: nn.Module = nn.LSTM(input_size, hidden_size, num_layers)
+            self.rnn: nn.Module = nn.LSTM(input_size, width, num_layers)
             self.state_slots = 2
         elif rnn_type == "gru":
-            self.rnn = nn.GRU(input_size, hidden_size, num_layers)
+            self.rnn = nn.GRU(input_size, width, num_layers)
             self.state_slots = 1
         elif rnn_type == "none":
-            self.rnn = nn.Sequential(nn.Linear(input_size, hidden_size), nn.Tanh())
+            self.rnn = nn.Sequential(nn.Linear(input_size, width), nn.Tanh())
             self.state_slots = 0
         else:
             raise ValueError(f"unknown rnn_type {rnn_type!r}")
         if rnn_type != "none":
+            if groups > 1:
+                self._make_block_diagonal()
             self._init_gate_biases(forget_bias_init, chrono_max_len)
+
+    def _make_block_diagonal(self) -> None:
+        """Zero the weights that would connect different groups, and keep them zero."""
+        H, G = self.hidden_size, self.groups
+        unit_group = torch.arange(G * H) // H
+        gate_rows = unit_group.repeat(self.rnn.weight_hh_l0.shape[0] // (G * H))
+        mask = (gate_rows[:, None] == unit_group[None, :]).float()
+        names = [f"weight_hh_l{k}" for k in range(self.num_layers)]
+        names += [f"weight_ih_l{k}" for k in range(1, self.num_layers)]
+        self.register_buffer("block_mask", mask, persistent=False)
+        for name in names:
+            weight = getattr(self.rnn, name)
+            with torch.no_grad():
+                weight.mul_(mask)
+            weight.register_hook(lambda grad: grad * self.block_mask)
 
     def _init_gate_biases(self, how: str, chrono_max_len: int) -> None:
         """Open the memory gates so that gradients reach far back from the first update on."""
         if how == "default":
             return
-        H = self.hidden_size
+        W = self.output_size
         # LSTM gate order is (input, forget, cell, output); GRU's is (reset, update, new) and its
         # update gate z keeps the old state (h' = (1 - z) n + z h), so it plays the forget role.
-        memory_gate = slice(H, 2 * H)
+        memory_gate = slice(W, 2 * W)
         with torch.no_grad():
             for layer in range(self.num_layers):
                 b_ih = getattr(self.rnn, f"bias_ih_l{layer}")
                 b_hh = getattr(self.rnn, f"bias_hh_l{layer}")
                 if how == "chrono":
-                    bias = chrono_bias(H, chrono_max_len)
+                    bias = chrono_bias(W, chrono_max_len)
                     b_ih[memory_gate] = bias
                     b_hh[memory_gate] = 0.0
                     if self.rnn_type == "lstm":
-                        b_ih[0:H] = -bias
-                        b_hh[0:H] = 0.0
+                        b_ih[0:W] = -bias
+                        b_hh[0:W] = 0.0
                 else:
                     b_ih[memory_gate] += float(how)
 
     def initial_state(
         self, batch_size: int, device: torch.device | str | None = None
     ) -> torch.Tensor:
-        """Zeros of shape [S, layers, batch_size, H]."""
+        """Zeros of shape [S, layers, batch_size, G * H]."""
         return torch.zeros(
-            self.state_slots, self.num_layers, batch_size, self.hidden_size, device=device
+            self.state_slots, self.num_layers, batch_size, self.output_size, device=device
         )
 
     def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run [L, N, F] inputs from `state` [S, layers, N, H] with no reset inside.
+        """Run [L, N, F] inputs from `state` [S, layers, N, G * H] with no reset inside.
 
-        Returns the outputs [L, N, H] and the state after the last step.
+        Returns the outputs [L, N, G * H] and the state after the last step.
         """
         if self.rnn_type == "lstm":
             out, (h, c) = self.rnn(x, (state[0].contiguous(), state[1].contiguous()))
@@ -102,8 +128,3 @@ class RecurrentCore(nn.Module):
             out, h = self.rnn(x, state[0].contiguous())
             return out, h.unsqueeze(0)
         return self.rnn(x), state
-
-
-def chrono_default_len(sequence_len: int) -> int:
-    """The time scale chrono init prepares for when the config leaves it at 0."""
-    return max(int(sequence_len), 2)

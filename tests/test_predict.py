@@ -18,7 +18,7 @@ def test_state_shape_and_carry(model):
     actions, state = model.predict(obs)
     assert actions.shape == (3,)
     h, c = state
-    assert h.shape == c.shape == (1, 3, 8)
+    assert h.shape == c.shape == (1, 3, 16)  # actor and critic units
     _, state2 = model.predict(obs, state=state, episode_start=np.zeros(3, bool))
     assert not np.allclose(state2[1], c)  # the memory moved on
 
@@ -35,7 +35,7 @@ def test_episode_start_resets_the_state(model):
 def test_single_observation(model):
     action, state = model.predict(np.zeros(4, np.float32), deterministic=True)
     assert np.ndim(action) == 0 and action in (0, 1)
-    assert state[0].shape == (1, 1, 8)
+    assert state[0].shape == (1, 1, 16)
 
 
 def test_deterministic_is_repeatable(model):

@@ -39,12 +39,17 @@ def test_recomputed_log_probs_and_values_match_rollout(rnn_type, shared_lstm, bp
 def test_replay_detects_a_state_that_is_not_carried():
     """The check itself can fail: replaying mid-episode sequences from a zero state is caught."""
     model = RecurrentPPO(
-        "CartPole-v1", n_envs=4, n_steps=96, batch_size=64, bptt_len=7, lstm_hidden_size=16
+        "CartPole-v1",
+        n_envs=4,
+        n_steps=96,
+        batch_size=64,
+        bptt_len=7,
+        lstm_hidden_size=16,
+        ortho_init=False,  # larger initial logits, so the log-probs depend visibly on the state
     )
     model._start_episodes()
     buffer = model.collect_rollout()
-    buffer.pi_states.zero_()
-    buffer.vf_states.zero_()
+    buffer.states.zero_()
     lp_err, v_err, _ = replay_errors(model, buffer)
     assert lp_err > 1e-4 and v_err > 1e-4
 

@@ -1,0 +1,49 @@
+"""The recurrent core: independent actor/critic blocks, resets, gate initialisation."""
+
+import pytest
+import torch
+
+from agent.recurrent import RecurrentCore, chrono_bias, reset_state
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_groups_are_independent_networks_even_after_training(rnn_type, layers):
+    torch.manual_seed(0)
+    core = RecurrentCore(3, 4, layers, rnn_type, groups=2)
+    opt = torch.optim.Adam(core.parameters(), lr=0.1)
+    for _ in range(3):  # gradients flow through both blocks; the cross blocks must stay zero
+        out, _ = core(torch.randn(5, 2, 3), core.initial_state(2))
+        out.pow(2).sum().backward()
+        opt.step()
+        opt.zero_grad()
+    x = torch.randn(6, 2, 3)
+    state = torch.randn(core.state_slots, layers, 2, 8)
+    perturbed = state.clone()
+    perturbed[..., 4:] += 1.0  # change only the second group's (the critic's) state
+    out_a, _ = core(x, state)
+    out_b, _ = core(x, perturbed)
+    torch.testing.assert_close(out_a[..., :4], out_b[..., :4])
+    assert not torch.allclose(out_a[..., 4:], out_b[..., 4:])
+
+
+def test_reset_state_zeroes_only_started_entries():
+    state = torch.ones(2, 1, 3, 4)
+    out = reset_state(state, torch.tensor([False, True, False]))
+    assert out[:, :, 1].abs().sum() == 0
+    assert torch.equal(out[:, :, [0, 2]], state[:, :, [0, 2]])
+
+
+def test_chrono_bias_range():
+    b = chrono_bias(1000, max_len=100, generator=torch.Generator().manual_seed(0))
+    assert b.min() >= 0.0 and b.max() <= torch.log(torch.tensor(99.0)) + 1e-6
+    assert b.std() > 0.5  # spread over time scales, not one constant
+
+
+def test_chrono_init_sets_forget_and_input_biases():
+    core = RecurrentCore(2, 8, 1, "lstm", groups=2, chrono_max_len=50)
+    b_ih, b_hh = core.rnn.bias_ih_l0.detach(), core.rnn.bias_hh_l0.detach()
+    W = 16
+    forget, inp = b_ih[W : 2 * W], b_ih[:W]
+    assert torch.equal(inp, -forget) and forget.min() >= 0 and forget.max() > 1.0
+    assert b_hh[: 2 * W].abs().sum() == 0
