@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
-from torch.distributions import Bernoulli, Categorical, Normal
+from torch.distributions import Bernoulli, Normal
 
 from agent.encoders import UnsupportedSpaceError
 
@@ -32,31 +32,40 @@ class ActionDistribution:
 
 
 class CategoricalDist(ActionDistribution):
-    """One categorical per independent action dimension (Discrete: one; MultiDiscrete: several)."""
+    """One categorical per independent action dimension (Discrete: one; MultiDiscrete: several).
+
+    Written on log-softmax directly rather than `torch.distributions.Categorical`: the rollout
+    calls it at every step, and the generic class's bookkeeping costs more than the math.
+    """
 
     def __init__(self, logits: torch.Tensor, nvec: list[int], scalar: bool) -> None:
-        self.dists = [
-            Categorical(logits=part, validate_args=False) for part in logits.split(nvec, dim=-1)
-        ]
+        self.log_p = [part.log_softmax(dim=-1) for part in logits.split(nvec, dim=-1)]
         self.scalar = scalar
 
     def _pack(self, parts: list[torch.Tensor]) -> torch.Tensor:
         return parts[0] if self.scalar else torch.stack(parts, dim=-1)
 
     def sample(self) -> torch.Tensor:
-        return self._pack([d.sample() for d in self.dists])
+        parts = []
+        for log_p in self.log_p:
+            flat = log_p.exp().reshape(-1, log_p.shape[-1])
+            parts.append(torch.multinomial(flat, 1).reshape(log_p.shape[:-1]))
+        return self._pack(parts)
 
     def mode(self) -> torch.Tensor:
-        return self._pack([d.logits.argmax(dim=-1) for d in self.dists])
+        return self._pack([log_p.argmax(dim=-1) for log_p in self.log_p])
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
         actions = actions.long()
         if self.scalar:
-            return self.dists[0].log_prob(actions)
-        return sum(d.log_prob(actions[..., i]) for i, d in enumerate(self.dists))
+            actions = actions.unsqueeze(-1)
+        return sum(
+            log_p.gather(-1, actions[..., i : i + 1]).squeeze(-1)
+            for i, log_p in enumerate(self.log_p)
+        )
 
     def entropy(self) -> torch.Tensor:
-        return sum(d.entropy() for d in self.dists)
+        return sum(-(log_p.exp() * log_p).sum(dim=-1) for log_p in self.log_p)
 
 
 class GaussianDist(ActionDistribution):

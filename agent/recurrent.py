@@ -121,6 +121,8 @@ class RecurrentCore(nn.Module):
 
         Returns the outputs [L, N, G * H] and the state after the last step.
         """
+        if x.shape[0] == 1 and self.rnn_type != "none" and not torch.is_grad_enabled():
+            return self._single_step(x[0], state)
         if self.rnn_type == "lstm":
             out, (h, c) = self.rnn(x, (state[0].contiguous(), state[1].contiguous()))
             return out, torch.stack((h, c))
@@ -128,3 +130,23 @@ class RecurrentCore(nn.Module):
             out, h = self.rnn(x, state[0].contiguous())
             return out, h.unsqueeze(0)
         return self.rnn(x), state
+
+    def _single_step(
+        self, x: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step without autograd through ATen's fused cells: in a rollout this runs at every
+        step, and the cell kernels cost under half of a length-1 call of the sequence kernel."""
+        new_state = []
+        for layer in range(self.num_layers):
+            weights = [
+                getattr(self.rnn, f"{name}_l{layer}")
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            ]
+            if self.rnn_type == "lstm":
+                h, c = torch.lstm_cell(x, (state[0, layer], state[1, layer]), *weights)
+                new_state.append(torch.stack((h, c)))
+            else:
+                h = torch.gru_cell(x, state[0, layer], *weights)
+                new_state.append(h.unsqueeze(0))
+            x = h
+        return x.unsqueeze(0), torch.stack(new_state, dim=1)

@@ -47,3 +47,19 @@ def test_chrono_init_sets_forget_and_input_biases():
     forget, inp = b_ih[W : 2 * W], b_ih[:W]
     assert torch.equal(inp, -forget) and forget.min() >= 0 and forget.max() > 1.0
     assert b_hh[: 2 * W].abs().sum() == 0
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_single_step_cells_match_the_sequence_kernel(rnn_type):
+    torch.manual_seed(0)
+    core = RecurrentCore(3, 5, 2, rnn_type, groups=2)
+    x = torch.randn(4, 6, 3)
+    state = torch.randn(core.state_slots, 2, 6, 10)
+    with torch.enable_grad():
+        seq_out, seq_state = core(x, state)
+    stepped = state
+    with torch.no_grad():
+        for t in range(4):
+            out, stepped = core(x[t : t + 1], stepped)
+            torch.testing.assert_close(out[0], seq_out[t].detach(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(stepped, seq_state.detach(), atol=1e-6, rtol=1e-5)
