@@ -78,7 +78,7 @@ class RolloutBuffer:
         self.truncated[t] = truncated
 
     def gather(self, index: torch.Tensor) -> dict[str, Obs]:
-        """The per-step fields at flat time-major indices `index` (any shape)."""
+        """The per-step fields at flat time-major indices `index` (t * E + e, any shape)."""
 
         def flat(x: torch.Tensor) -> torch.Tensor:
             return x.reshape(self.n_steps * self.n_envs, *x.shape[2:])[index]
@@ -90,7 +90,6 @@ class RolloutBuffer:
             "values": flat(self.values),
             "advantages": flat(self.advantages),
             "returns": flat(self.returns),
-            "valid": flat(self.valid),
         }
 
     def initial_states(self, first: torch.Tensor) -> torch.Tensor:

@@ -97,6 +97,27 @@ class RecurrentActorCritic(nn.Module):
         values = self.value_head(self.vf_mlp(out[..., -self.hidden_size :])).squeeze(-1)
         return dist, values, state
 
+    def evaluate(
+        self, obs: Obs, state: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[ActionDistribution, torch.Tensor]:
+        """Replay padded sequences for training.
+
+        Args:
+            obs: observations of the n steps where `mask` is True, flat [n, ...].
+            state: [S, layers, N, G * H] state before each sequence's first step.
+            mask: [L, N] bool, the real steps of the padded sequences, each a prefix of its column.
+
+        Returns the action distribution and the values at the masked steps, flat [n]. Padding is
+        fed zeros; as it only follows a sequence's real steps, it never affects them.
+        """
+        features = self.encoder(obs)
+        padded = features.new_zeros(*mask.shape, features.shape[-1])
+        padded[mask] = features
+        out = self.core(padded, state)[0][mask]
+        dist = self.action_head(self.pi_mlp(out[..., : self.hidden_size]))
+        values = self.value_head(self.vf_mlp(out[..., -self.hidden_size :])).squeeze(-1)
+        return dist, values
+
     @torch.no_grad()
     def step(self, obs: Obs, state: torch.Tensor, deterministic: bool = False) -> PolicyStep:
         """Act for one step of a batch [B, ...] from `state` (already reset where episodes start):

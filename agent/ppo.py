@@ -299,24 +299,23 @@ class RecurrentPPO:
         continue_training = True
         for epoch in range(cfg.n_epochs):
             for mb in minibatches(seqs, cfg.n_envs, cfg.batch_size, self.generator, self.device):
-                data = buffer.gather(mb.index)
-                dist, values, _ = self.policy(data["observations"], buffer.initial_states(mb.first))
-                mask = mb.mask & data["valid"]
-                if not mask.any():
+                # Reset steps are always last in their sequence, so they can be dropped like
+                # padding: everything after the recurrent core works on the valid steps only.
+                mask = mb.mask & buffer.valid.reshape(-1)[mb.index]
+                data = buffer.gather(mb.index[mask])
+                if data["advantages"].numel() == 0:
                     continue
-                advantages = data["advantages"][mask]
+                dist, values = self.policy.evaluate(
+                    data["observations"], buffer.initial_states(mb.first), mask
+                )
+                advantages = data["advantages"]
                 if cfg.normalize_advantage and advantages.numel() > 1:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
                 pg = policy_loss(
-                    dist.log_prob(data["actions"])[mask],
-                    data["log_probs"][mask],
-                    advantages,
-                    cfg.clip_range,
+                    dist.log_prob(data["actions"]), data["log_probs"], advantages, cfg.clip_range
                 )
-                vf = value_loss(
-                    values[mask], data["values"][mask], data["returns"][mask], cfg.clip_range_vf
-                )
-                entropy = dist.entropy()[mask].mean()
+                vf = value_loss(values, data["values"], data["returns"], cfg.clip_range_vf)
+                entropy = dist.entropy().mean()
                 loss = pg.loss + cfg.vf_coef * vf - cfg.ent_coef * entropy
                 if cfg.target_kl is not None and pg.approx_kl.item() > 1.5 * cfg.target_kl:
                     continue_training = False
