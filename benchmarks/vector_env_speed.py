@@ -1,7 +1,7 @@
 """Native batched vector envs against Gymnasium's SyncVectorEnv of single envs, side by side.
 
-    python benchmarks/vector_env_speed.py                 # 64 T-maze copies
-    python benchmarks/vector_env_speed.py --env Memory/VisualMatch-v0 --num-envs 16
+python benchmarks/vector_env_speed.py                 # 64 T-maze copies
+python benchmarks/vector_env_speed.py --env Memory/VisualMatch-v0 --num-envs 16
 """
 
 from __future__ import annotations

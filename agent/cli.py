@@ -1,0 +1,453 @@
+"""Command-line parsing for `train.py` and `evaluate.py`: one flag per `PPOConfig` field, presets.
+
+Every field of the config dataclass becomes a flag named after it (`n_steps` -> `--n-steps`), its
+help text taken from the docstring written under the field. Values resolve in this order:
+dataclass defaults < YAML preset (`--config`) < flags on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import itertools
+import re
+import sys
+import textwrap
+import types
+import typing
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from agent.config import ConfigError, PPOConfig
+
+DEFAULT_ENV = "Memory/TMaze-v0"
+"""The task `python train.py` trains when neither `--env` nor `--config` is given."""
+DEFAULT_ENV_KWARGS: dict[str, Any] = {"length": 10}
+"""A short T-maze gap: solved in minutes on a CPU."""
+DEFAULT_TOTAL_TIMESTEPS = 200_000
+DEFAULT_PRESET = Path(__file__).resolve().parent.parent / "configs" / "tmaze-short.yaml"
+"""Used for the defaults of `python train.py` when it exists."""
+
+RUN_KEYS = ("env", "env_kwargs", "wrappers", "total_timesteps")
+"""Keys a preset may hold besides the hyperparameters."""
+SCHEDULE_DEFAULTS = {"checkpoint_freq": 50_000, "eval_freq": 20_000, "eval_episodes": 20}
+"""`train.py --checkpoint-freq/--eval-freq/--eval-episodes` of a new run; a resumed run keeps
+the values its checkpoint records."""
+
+
+class UsageError(ValueError):
+    """Bad command-line input; `train.py` and `evaluate.py` print it as `error: ...`, exit 2."""
+
+
+class _Unset:
+    """Default of every generated flag, so that flags given on the command line can be told
+    apart from flags left alone (`--target-kl none` is given, and its value is None)."""
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+UNSET: Any = _Unset()
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, `error: ...`, with exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+# ------------------------------------------------------------------------- config flags ---
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each field of a dataclass, read from its source code."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    class_def = ast.parse(source).body[0]
+    docs: dict[str, str] = {}
+    body = getattr(class_def, "body", [])
+    for node, following in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def parse_bool(text: str) -> bool:
+    """`true/false`, `yes/no`, `on/off`, `1/0` (any case)."""
+    value = text.strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _optional(convert: typing.Callable[[str], Any]) -> typing.Callable[[str], Any]:
+    """A converter that also accepts `none`/`null` for None."""
+
+    def parse(text: str) -> Any:
+        if text.strip().lower() in ("none", "null"):
+            return None
+        return convert(text)
+
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    """(T, True) for `T | None`, else (tp, False)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def flag_name(field_name: str) -> str:
+    """`n_steps` -> `--n-steps`."""
+    return "--" + field_name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type = PPOConfig) -> None:
+    """Add one flag per dataclass field, typed from its annotation, documented by its docstring.
+
+    bool -> `--x` / `--no-x` / `--x true|false`; `T | None` also takes `none`; `list[T]` takes
+    one or more values (`--net-arch 64 64`); everything else is converted with its type.
+    """
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    group = parser.add_argument_group(
+        "hyperparameters", "Override the preset's values (PPOConfig fields, SB3 names)."
+    )
+    for f in dataclasses.fields(cls):
+        tp, optional = _unwrap_optional(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        help_text = f"{docs.get(f.name, '')} (default: {default})".replace("%", "%%")
+        name = flag_name(f.name)
+        if tp is bool:
+            group.add_argument(
+                name,
+                dest=f.name,
+                nargs="?",
+                const=True,
+                type=parse_bool,
+                default=UNSET,
+                metavar="true|false",
+                help=f"{help_text}; also --no-{name[2:]}",
+            )
+            group.add_argument(
+                "--no-" + name[2:],
+                dest=f.name,
+                action="store_const",
+                const=False,
+                default=UNSET,
+                help=argparse.SUPPRESS,
+            )
+        elif typing.get_origin(tp) is list:
+            (item,) = typing.get_args(tp)
+            group.add_argument(
+                name, dest=f.name, nargs="+", type=item, default=UNSET, metavar="N", help=help_text
+            )
+        else:
+            convert = _optional(tp) if optional else tp
+            metavar = tp.__name__.upper() + ("|none" if optional else "")
+            group.add_argument(
+                name, dest=f.name, type=convert, default=UNSET, metavar=metavar, help=help_text
+            )
+
+
+def config_overrides(args: argparse.Namespace, cls: type = PPOConfig) -> dict[str, Any]:
+    """The dataclass fields given on the command line, by field name."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if getattr(args, f.name, UNSET) is not UNSET
+    }
+
+
+# --------------------------------------------------------------------------- env inputs ---
+
+
+def parse_env_kwargs(items: list[str] | None) -> dict[str, Any]:
+    """`["length=100", "noise=0.1", "name=abc"]` -> {"length": 100, "noise": 0.1, "name": "abc"}.
+
+    Values are Python literals (`ast.literal_eval`), falling back to the raw string.
+    """
+    kwargs: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--env-kwargs expects key=value pairs, got {item!r}")
+        try:
+            kwargs[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            kwargs[key] = text
+    return kwargs
+
+
+def load_preset(path: str | Path) -> dict[str, Any]:
+    """Read a YAML preset: hyperparameters plus optional `env`, `env_kwargs`, `wrappers`,
+    `total_timesteps`. Raises `UsageError` when it is missing, malformed or has a bad value type."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise UsageError(f"cannot read preset {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"preset {path} is not valid YAML: {first}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(
+            f"preset {path} must be a mapping of key: value, got {type(data).__name__}"
+        )
+    if "env_kwargs" in data and not isinstance(data["env_kwargs"] or {}, dict):
+        raise UsageError(f"preset {path}: env_kwargs must be a mapping")
+    if "wrappers" in data and not isinstance(data["wrappers"] or [], list):
+        raise UsageError(f"preset {path}: wrappers must be a list of 'module:Callable'")
+    return data
+
+
+def build_config(preset: dict[str, Any], overrides: dict[str, Any]) -> PPOConfig:
+    """Defaults < preset hyperparameters < command-line overrides; validated.
+
+    Raises `ConfigError` naming an unknown or invalid field.
+    """
+    values = {k: v for k, v in preset.items() if k not in RUN_KEYS}
+    config = PPOConfig.from_dict({**values, **overrides})
+    _check_types(config)
+    return config.validate()
+
+
+def _check_types(config: PPOConfig) -> None:
+    """A preset can hold any YAML value: catch `n_steps: "32"` before it fails deep inside."""
+    hints = typing.get_type_hints(PPOConfig)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        tp, optional = _unwrap_optional(hints[f.name])
+        if value is None and optional:
+            continue
+        origin = typing.get_origin(tp) or tp
+        ok = isinstance(value, origin)
+        if tp is float and isinstance(value, int) and not isinstance(value, bool):
+            setattr(config, f.name, float(value))
+            ok = True
+        if tp is int and isinstance(value, bool):
+            ok = False
+        if tp is str and isinstance(value, int | float) and not isinstance(value, bool):
+            setattr(config, f.name, str(value))  # forget_bias_init: 1.0
+            ok = True
+        if not ok:
+            raise ConfigError(f"{f.name} must be of type {hints[f.name]}, got {value!r}")
+
+
+@dataclasses.dataclass
+class Settings:
+    """Everything a new run needs, resolved from defaults, preset and flags."""
+
+    env_id: str
+    env_kwargs: dict[str, Any]
+    wrappers: list[str]
+    total_timesteps: int
+    config: PPOConfig
+
+
+def resolve_settings(args: argparse.Namespace) -> Settings:
+    """Defaults < preset < flags, for the env as well as the hyperparameters.
+
+    The preset is `--config`, else (when `--env` is not given either) `configs/tmaze-short.yaml`,
+    else the built-in default task. A preset's env kwargs and wrappers belong to its env: they
+    are dropped when `--env` names another one. `--env-kwargs` update the preset's kwargs.
+    Raises `UsageError` or `ConfigError`.
+    """
+    if args.config is not None:
+        preset = load_preset(args.config)
+    elif args.env is not None:
+        preset = {}
+    elif DEFAULT_PRESET.is_file():
+        preset = load_preset(DEFAULT_PRESET)
+    else:
+        preset = {"env": DEFAULT_ENV, "env_kwargs": DEFAULT_ENV_KWARGS}
+    env_id = args.env or preset.get("env") or DEFAULT_ENV
+    same_env = args.env is None or args.env == preset.get("env")
+    env_kwargs = dict(preset.get("env_kwargs") or {}) if same_env else {}
+    env_kwargs.update(parse_env_kwargs(args.env_kwargs))
+    if args.wrappers is not None:
+        wrappers = list(args.wrappers)
+    else:
+        wrappers = list(preset.get("wrappers") or []) if same_env else []
+    total = args.total_timesteps or preset.get("total_timesteps") or DEFAULT_TOTAL_TIMESTEPS
+    if isinstance(total, float) and total.is_integer():  # YAML: `total_timesteps: 1.0e6`
+        total = int(total)
+    if not isinstance(total, int) or isinstance(total, bool) or total <= 0:
+        raise UsageError(f"total_timesteps must be a positive integer, got {total!r}")
+    config = build_config(preset, config_overrides(args))
+    return Settings(env_id, env_kwargs, wrappers, total, config)
+
+
+def resolve_schedule(args: argparse.Namespace, recorded: dict[str, Any]) -> dict[str, int]:
+    """checkpoint_freq, eval_freq, eval_episodes: flags < what a resumed run recorded <
+    defaults. Raises `UsageError` for non-positive values (eval_freq may be 0: off)."""
+    schedule = {}
+    for key, default in SCHEDULE_DEFAULTS.items():
+        value = getattr(args, key, None)
+        if value is None:
+            value = recorded.get(key, default)
+        if not isinstance(value, int) or value < 0 or (value == 0 and key != "eval_freq"):
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"{flag} must be a positive integer, got {value!r}")
+        schedule[key] = value
+    return schedule
+
+
+# ------------------------------------------------------------------------------- run dir ---
+
+
+def sanitize(text: str) -> str:
+    """An env id as a folder name: `Memory/TMaze-v0` -> `Memory-TMaze-v0`."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "env"
+
+
+def default_run_dir(env_id: str, seed: int, now: datetime | None = None) -> Path:
+    """`runs/<env>__<seed>__<YYYYmmdd-HHMMSS>`."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{sanitize(env_id)}__{seed}__{stamp}"
+
+
+# ------------------------------------------------------------------------------- parsers ---
+
+
+def train_parser() -> Parser:
+    """The parser of `train.py`: run options, then one flag per `PPOConfig` field."""
+    parser = Parser(
+        prog="train.py",
+        description="Train recurrent PPO on a Gymnasium environment. With no arguments: "
+        f"{DEFAULT_ENV} with a short gap.",
+    )
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--env",
+        default=None,
+        help=f"Gymnasium id, `module:Id` to import a module first (default: the preset's, "
+        f"else {DEFAULT_ENV})",
+    )
+    run.add_argument(
+        "--env-kwargs",
+        nargs="+",
+        default=None,
+        metavar="KEY=VALUE",
+        help="keyword arguments of gym.make; values are Python literals, else strings",
+    )
+    run.add_argument(
+        "--wrapper",
+        action="append",
+        default=None,
+        dest="wrappers",
+        metavar="MODULE:CALLABLE",
+        help="wrap every env copy (repeatable, innermost first)",
+    )
+    run.add_argument(
+        "--total-timesteps",
+        type=int,
+        metavar="N",
+        default=None,
+        help="environment steps to train (on --resume: the new absolute target)",
+    )
+    run.add_argument("--config", default=None, metavar="FILE.yaml", help="YAML preset")
+    run.add_argument(
+        "--run-dir", default=None, help="output folder (default: runs/<env>__<seed>__<time>)"
+    )
+    run.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR|CHECKPOINT",
+        help="continue a run from its last checkpoint, in the same folder",
+    )
+    run.add_argument(
+        "--checkpoint-freq",
+        type=int,
+        metavar="N",
+        default=None,
+        help="steps between checkpoints (default: 50000; on --resume: the run's)",
+    )
+    run.add_argument(
+        "--eval-freq",
+        type=int,
+        metavar="N",
+        default=None,
+        help="steps between evaluations, 0 = off (default: 20000; on --resume: the run's)",
+    )
+    run.add_argument(
+        "--eval-episodes",
+        type=int,
+        metavar="N",
+        default=None,
+        help="episodes per evaluation (default: 20; on --resume: the run's)",
+    )
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: when stderr is a terminal)",
+    )
+    add_config_flags(parser)
+    return parser
+
+
+def evaluate_parser() -> Parser:
+    """The parser of `evaluate.py`."""
+    parser = Parser(
+        prog="evaluate.py",
+        description="Evaluate a trained model on the env its checkpoint records.",
+    )
+    parser.add_argument(
+        "path",
+        metavar="RUN_DIR|CHECKPOINT",
+        help="a run folder (uses model.pt, else checkpoints/last.pt) or a .pt file",
+    )
+    parser.add_argument(
+        "--episodes", type=int, metavar="N", default=100, help="episodes to run (default: 100)"
+    )
+    parser.add_argument(
+        "--seed", type=int, metavar="N", default=0, help="seed of the evaluation envs (default: 0)"
+    )
+    parser.add_argument(
+        "--stochastic", action="store_true", help="sample actions instead of taking the mode"
+    )
+    parser.add_argument(
+        "--env-kwargs",
+        nargs="+",
+        default=None,
+        metavar="KEY=VALUE",
+        help="override the recorded env kwargs (e.g. a longer gap)",
+    )
+    parser.add_argument(
+        "--n-envs",
+        type=int,
+        metavar="N",
+        default=4,
+        help="env copies stepped together (default: 4)",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
+    parser.add_argument(
+        "--video", default=None, metavar="DIR", help="record episodes as mp4 (needs moviepy)"
+    )
+    return parser

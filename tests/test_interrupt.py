@@ -1,0 +1,134 @@
+"""Nothing lost on Ctrl-C: the first signal stops after the update and checkpoints, a second one
+quits at once, and the printed command resumes the run."""
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import train
+from agent import RecurrentPPO
+from agent.callbacks import GracefulInterrupt, RunPaths, TrainingCallback
+
+ROOT = Path(__file__).resolve().parents[1]
+LONG_RUN = [
+    "--env", "CartPole-v1", "--total-timesteps", "10000000",
+    "--n-envs", "2", "--n-steps", "32", "--batch-size", "32", "--n-epochs", "1",
+    "--lstm-hidden-size", "8", "--net-arch", "8",
+    "--checkpoint-freq", "1000000", "--eval-freq", "0", "--no-progress",
+]  # fmt: skip
+
+
+class FakeModel:
+    """What the callback touches: the step count, the logs, and `save`."""
+
+    def __init__(self) -> None:
+        self.num_timesteps = 0
+        self.logs: dict[str, float] = {}
+        self.saved: list[tuple[str, int]] = []
+
+    def save(self, path, extra=None):
+        self.saved.append((Path(path).name, self.num_timesteps))
+        return Path(path)
+
+
+def test_callback_checkpoints_when_the_count_crosses_a_multiple(tmp_path):
+    model = FakeModel()
+    model.num_timesteps = 96  # a resumed run: the schedule stays on multiples of 100
+    callback = TrainingCallback(RunPaths(tmp_path), checkpoint_freq=100, log=lambda _: None)
+    callback.start(model)
+    for _ in range(5):
+        model.num_timesteps += 64
+        assert callback(model) is True
+    assert model.saved == [
+        ("step_160.pt", 160), ("last.pt", 160),
+        ("step_224.pt", 224), ("last.pt", 224),
+        ("step_352.pt", 352), ("last.pt", 352),
+        ("step_416.pt", 416), ("last.pt", 416),
+    ]  # fmt: skip
+    assert callback.last_good_step == 416
+
+
+def test_callback_stops_training_once_interrupted(tmp_path):
+    interrupt = GracefulInterrupt()
+    callback = TrainingCallback(RunPaths(tmp_path), checkpoint_freq=10**9, interrupt=interrupt)
+    model = FakeModel()
+    assert callback(model) is True
+    interrupt.signum = signal.SIGINT
+    assert callback(model) is False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_first_signal_sets_a_flag_second_raises(signum):
+    previous = signal.getsignal(signum)
+    with GracefulInterrupt() as interrupt:
+        os.kill(os.getpid(), signum)
+        assert interrupt.requested and interrupt.exit_code == 128 + signum
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signum)
+    assert signal.getsignal(signum) == previous
+
+
+def start_training(run_dir: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *LONG_RUN, "--run-dir", str(run_dir)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = proc.stdout.readline()
+    assert first.startswith("training"), first + proc.stderr.read()
+    time.sleep(1.5)  # let a few updates run
+    return proc
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, signum):
+    run_dir = tmp_path / "run"
+    proc = start_training(run_dir)
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err
+    last = run_dir / "checkpoints" / "last.pt"
+    model = RecurrentPPO.load(last)
+    assert 0 < model.num_timesteps < 10_000_000
+    assert not list(run_dir.rglob("*.tmp"))
+
+    # The printed command resumes the same run from that step.
+    (line,) = [ln for ln in out.splitlines() if "--resume" in ln]
+    command = shlex.split(line.split("resume with:", 1)[1])
+    assert command[:2] == ["python", str(ROOT / "train.py")]
+    target = str(model.num_timesteps + 64)
+    assert train.main([*command[2:], "--total-timesteps", target, "--no-progress"]) == 0
+    assert RecurrentPPO.load(last).num_timesteps == model.num_timesteps + 64
+    assert (run_dir / "model.pt").is_file()
+
+
+def test_second_interrupt_quits_at_once_without_partial_files(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = start_training(run_dir)
+    proc.send_signal(signal.SIGINT)
+    for line in proc.stderr:
+        if "stopping after the current update" in line:
+            break
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 5
+    assert proc.returncode == 130
+    # The second signal lands during the update (quit at once) or, rarely, once the first
+    # one's checkpoint is already written; either way no traceback and no partial file.
+    assert "Traceback" not in err
+    assert "interrupted again" in err or "resume with" in out
+    assert not list(run_dir.rglob("*.tmp"))
+    if (run_dir / "checkpoints" / "last.pt").exists():
+        RecurrentPPO.load(run_dir / "checkpoints" / "last.pt")

@@ -1,0 +1,293 @@
+"""Train recurrent PPO: `python train.py` (a short T-maze), or `--env ID`, `--config FILE.yaml`,
+any hyperparameter as a flag, `--resume RUN_DIR`. See `python train.py --help`.
+
+Exit codes: 0 done, 1 training failed (env error, NaN), 2 bad input (nothing was trained),
+130/143 stopped by SIGINT/SIGTERM after saving a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent import CheckpointError, NumericalError, RecurrentPPO
+from agent.callbacks import GracefulInterrupt, RunPaths, TrainingCallback
+from agent.cli import (
+    PPOConfig,
+    UsageError,
+    config_overrides,
+    default_run_dir,
+    resolve_schedule,
+    resolve_settings,
+    train_parser,
+)
+
+
+@dataclasses.dataclass
+class Run:
+    """A model ready to train, where it writes, and how far it trains."""
+
+    model: RecurrentPPO
+    paths: RunPaths
+    total_timesteps: int
+    resumed: bool
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, build (every input error surfaces here, before training), train, report."""
+    args = train_parser().parse_args(argv)
+    try:
+        run = resume_run(args) if args.resume else new_run(args)
+    except ValueError as e:  # ConfigError, EnvError, CheckpointError, UnsupportedSpaceError...
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    return train(run, args)
+
+
+# ---------------------------------------------------------------------------- building ---
+
+
+def new_run(args: argparse.Namespace) -> Run:
+    """Resolve defaults < preset < flags, build the model (validating everything), then create
+    the run folder and write `config.yaml`."""
+    _check_run_options(args)
+    settings = resolve_settings(args)
+    env_id, config = settings.env_id, settings.config
+
+    paths = RunPaths(Path(args.run_dir) if args.run_dir else default_run_dir(env_id, config.seed))
+    if paths.config.exists() or paths.last.exists():
+        raise UsageError(
+            f"{paths.root} already holds a run; continue it with --resume {paths.root} "
+            "or choose another --run-dir"
+        )
+    model = RecurrentPPO(
+        env_id,
+        config,
+        env_kwargs=settings.env_kwargs,
+        wrappers=settings.wrappers,
+        tensorboard_log=paths.tensorboard,
+    )
+    paths.root.mkdir(parents=True, exist_ok=True)
+    write_config(paths, model, settings.total_timesteps)
+    return Run(model, paths, settings.total_timesteps, resumed=False)
+
+
+def resume_run(args: argparse.Namespace) -> Run:
+    """Load `checkpoints/last.pt` of a run folder (or the given checkpoint) with the env it
+    records; `--total-timesteps` may raise the target."""
+    _check_run_options(args)
+    given = [
+        flag
+        for flag, value in (
+            ("--env", args.env),
+            ("--env-kwargs", args.env_kwargs),
+            ("--wrapper", args.wrappers),
+            ("--config", args.config),
+            ("--run-dir", args.run_dir),
+        )
+        if value is not None
+    ]
+    given += ["--" + k.replace("_", "-") for k in config_overrides(args) if k != "device"]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} cannot be changed on --resume: the run's settings are in its "
+            "checkpoint (only --total-timesteps, --device and the checkpoint/eval options can)"
+        )
+    path = Path(args.resume)
+    checkpoint = RunPaths(path).last if path.is_dir() else path
+    if path.is_dir() and not checkpoint.exists() and RunPaths(path).model.exists():
+        checkpoint = RunPaths(path).model
+    paths = RunPaths.of_checkpoint(checkpoint) if checkpoint.exists() else RunPaths(path)
+    if not checkpoint.exists():
+        raise CheckpointError(f"checkpoint not found: {checkpoint}")
+    device = getattr(args, "device", None)
+    model = RecurrentPPO.load(
+        checkpoint,
+        env="recorded",
+        device=device if isinstance(device, str) else "auto",
+        tensorboard_log=paths.tensorboard,
+    )
+    total = args.total_timesteps or model.total_timesteps
+    if total <= model.num_timesteps:
+        model.close()
+        raise UsageError(
+            f"{checkpoint} has trained {model.num_timesteps} of its {model.total_timesteps} "
+            f"steps; pass --total-timesteps above {model.num_timesteps} to train on"
+        )
+    write_config(paths, model, total)
+    print(f"resuming {checkpoint} at step {model.num_timesteps}")
+    return Run(model, paths, total, resumed=True)
+
+
+def _check_run_options(args: argparse.Namespace) -> None:
+    resolve_schedule(args, {})
+    if args.total_timesteps is not None and args.total_timesteps <= 0:
+        raise UsageError(f"--total-timesteps must be positive, got {args.total_timesteps}")
+
+
+def write_config(paths: RunPaths, model: RecurrentPPO, total_timesteps: int) -> None:
+    """`config.yaml`: env, env_kwargs, wrappers, total_timesteps, then every hyperparameter.
+    It is itself a preset: `train.py --config RUN/config.yaml` repeats the run."""
+    spec = model.env_spec
+    config: PPOConfig = model.config
+    record: dict[str, Any] = {
+        "env": spec["id"],
+        "env_kwargs": _plain(spec["kwargs"]),
+        "wrappers": list(spec["wrappers"]),
+        "total_timesteps": int(total_timesteps),
+        **config.to_dict(),
+    }
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.config.write_text(yaml.safe_dump(record, sort_keys=False))
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so that `yaml.safe_dump` can write `--env-kwargs size=(3,3)`."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------- training ---
+
+
+def train(run: Run, args: argparse.Namespace) -> int:
+    """Train to `run.total_timesteps`, checkpointing and evaluating on the way; stop cleanly on
+    SIGINT/SIGTERM, an env that raises, or a non-finite loss. Returns the exit code."""
+    model, paths = run.model, run.paths
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    log = _tqdm_write if progress else _print
+    recorded = getattr(model, "checkpoint_extra", None) or {}
+    callback = TrainingCallback(
+        paths,
+        **resolve_schedule(args, recorded),
+        eval_seed=model.config.seed + 10_000,
+        log=log,
+    )
+    callback.restore(recorded)
+    callback.start(model)
+    env_name = model.env_spec["id"]
+    kwargs = f" {model.env_spec['kwargs']}" if model.env_spec["kwargs"] else ""
+    print(
+        f"training {env_name}{kwargs} to {run.total_timesteps} steps "
+        f"on {model.device}, writing to {paths.root}",
+        flush=True,
+    )
+    resume_cmd = (
+        f"python {shlex.quote(_script('train.py'))} --resume {shlex.quote(str(paths.root))}"
+    )
+    try:
+        with GracefulInterrupt() as interrupt:
+            callback.interrupt = interrupt
+            model.learn(
+                run.total_timesteps - model.num_timesteps if run.resumed else run.total_timesteps,
+                callback=callback,
+                progress_bar=progress,
+                reset_num_timesteps=not run.resumed,
+            )
+            if interrupt.requested and model.num_timesteps < model.total_timesteps:
+                path = callback.checkpoint(model)
+                model.close()
+                print(
+                    f"interrupted at step {model.num_timesteps}; saved {path}\n"
+                    f"resume with: {resume_cmd}",
+                    flush=True,
+                )
+                return interrupt.exit_code
+    except KeyboardInterrupt:
+        last = f" (last checkpoint: {paths.last})" if paths.last.exists() else ""
+        print(f"error: interrupted again, quit without saving{last}", file=sys.stderr)
+        return 130
+    except NumericalError as e:
+        model.close()
+        last = (
+            f"; the last good checkpoint is {paths.last} (resume: {resume_cmd})"
+            if paths.last.exists()
+            else "; no checkpoint was written"
+        )
+        print(f"error: {_one_line(e)}{last}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        # What was trained so far is kept: the parameters of the last completed update, with
+        # the step count they were trained on (the failed rollout is discarded).
+        model.num_timesteps = callback.last_good_step
+        path = callback.checkpoint(model)
+        where = "environment" if _raised_in_env(e) else "training"
+        print(
+            f"error: {where} {env_name!r} failed at step {model.num_timesteps}: "
+            f"{type(e).__name__}: {_one_line(e)} (saved {path})",
+            file=sys.stderr,
+        )
+        if where == "training":
+            traceback.print_exc()
+        _close_quietly(model)
+        return 1
+
+    model.save(paths.model, extra=callback.extra())
+    callback.checkpoint(model)
+    model.close()
+    evaluate_cmd = f"python {shlex.quote(_script('evaluate.py'))} {shlex.quote(str(paths.root))}"
+    print(
+        f"done: {model.num_timesteps} steps\n"
+        f"  model:       {paths.model}\n"
+        + (f"  best model:  {paths.best}\n" if paths.best.exists() else "")
+        + f"  config:      {paths.config}\n"
+        f"  tensorboard: tensorboard --logdir {shlex.quote(str(paths.tensorboard))}\n"
+        f"  evaluate:    {evaluate_cmd}"
+    )
+    return 0
+
+
+def _raised_in_env(error: BaseException) -> bool:
+    """Did the exception come out of an env's `step`/`reset` (code outside this package)?"""
+    agent_dir = str(Path(__file__).resolve().parent / "agent")
+    frames = traceback.extract_tb(error.__traceback__)
+    return any(
+        f.name in ("step", "reset") and not str(Path(f.filename).resolve()).startswith(agent_dir)
+        for f in frames
+    )
+
+
+def _close_quietly(model: RecurrentPPO) -> None:
+    try:
+        model.close()
+    except Exception:  # a broken env may fail to close too; the checkpoint is already safe
+        if model._writer is not None:
+            model._writer.close()
+
+
+def _script(name: str) -> str:
+    """The path of `name` next to this script, as the user invoked it (`python train.py`)."""
+    return str(Path(sys.argv[0]).with_name(name)) if sys.argv and sys.argv[0] else name
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def _tqdm_write(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(message)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before training started (or after it ended): nothing to save
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
