@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--video needs moviepy: pip install moviepy")
         overrides = parse_env_kwargs(args.env_kwargs)
         checkpoint, note = find_checkpoint(Path(args.path))
-        model = RecurrentPPO.load(checkpoint, env=None, device=args.device, **overrides)
+        model = RecurrentPPO.load(checkpoint, env=None, device=args.device, env_overrides=overrides)
         spec = model.env_spec
         if not spec.get("id"):
             raise CheckpointError(f"{checkpoint} does not record which env it was trained on")

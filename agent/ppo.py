@@ -473,7 +473,7 @@ class RecurrentPPO:
         env: str | VectorEnv | None = None,
         device: str = "auto",
         tensorboard_log: str | Path | None = None,
-        **env_overrides: Any,
+        env_overrides: dict[str, Any] | None = None,
     ) -> RecurrentPPO:
         """Load a checkpoint onto `device`.
 
@@ -491,7 +491,7 @@ class RecurrentPPO:
             raise CheckpointError(f"{path}: malformed checkpoint metadata ({e})") from None
         config.device = device
         kwargs = dict(env_spec.get("kwargs") or {})
-        kwargs.update(env_overrides)
+        kwargs.update(env_overrides or {})
         wrappers = env_spec.get("wrappers") or []
         if env == "recorded":
             if not env_spec.get("id"):

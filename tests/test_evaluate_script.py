@@ -165,6 +165,9 @@ def one_line_error(code: int, err: str) -> bool:
         (["no/such/run"], "not found"),
         (["{run}", "--env-kwargs", "length"], "key=value"),
         (["{run}", "--env-kwargs", "no_such_kwarg=1"], "no_such_kwarg"),
+        # names of `RecurrentPPO.load`'s own parameters reach the env, not `load`
+        (["{run}", "--env-kwargs", "device=cpu"], "device"),
+        (["{run}", "--env-kwargs", "env=None"], "env"),
         (["{run}", "--episodes", "0"], "--episodes"),
         (["{run}", "--device", "tpu"], "device"),
         (["{run}", "--env-kwargs", "length=8"], "spaces"),
