@@ -185,8 +185,9 @@ def train(run: Run, args: argparse.Namespace) -> int:
     resume_cmd = (
         f"python {shlex.quote(_script('train.py'))} --resume {shlex.quote(str(paths.root))}"
     )
+    interrupt = GracefulInterrupt()
     try:
-        with GracefulInterrupt() as interrupt:
+        with interrupt:
             callback.interrupt = interrupt
             model.learn(
                 run.total_timesteps - model.num_timesteps if run.resumed else run.total_timesteps,
@@ -206,7 +207,9 @@ def train(run: Run, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         last = f" (last checkpoint: {paths.last})" if paths.last.exists() else ""
         print(f"error: interrupted again, quit without saving{last}", file=sys.stderr)
-        return 130
+        if model._writer is not None:
+            model._writer.close()
+        return interrupt.exit_code
     except NumericalError as e:
         model.close()
         last = (

@@ -20,6 +20,7 @@ from agent.buffer import RolloutBuffer
 from agent.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from agent.config import PPOConfig
 from agent.encoders import is_image_space
+from agent.env_state import get_env_state, set_env_state
 from agent.gae import compute_gae
 from agent.losses import explained_variance, policy_loss, value_loss
 from agent.normalization import ObsNormalizer, RewardNormalizer
@@ -330,7 +331,8 @@ class RecurrentPPO:
                     raise NumericalError(
                         f"non-finite {'loss' if not torch.isfinite(loss) else 'gradient'} at step "
                         f"{self.num_timesteps} (update {self.n_updates + 1}, epoch {epoch + 1}): "
-                        "parameters left unchanged; likely causes: a learning rate too high, "
+                        "this minibatch was not applied (NaN parameters show up as a NaN "
+                        "loss); likely causes: a learning rate too high, "
                         "unnormalised observations or rewards, or NaN/inf from the env"
                     )
                 self.optimizer.step()
@@ -460,11 +462,51 @@ class RecurrentPPO:
             "generator_rng": self.generator.get_state(),
             "extra": json.dumps(extra or {}),
         }
+        if self.device.type == "cuda":
+            payload["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         if self.obs_normalizer is not None:
             payload["obs_normalizer"] = self.obs_normalizer.state_dict()
         if self.reward_normalizer is not None:
             payload["reward_normalizer"] = self.reward_normalizer.state_dict()
+        rollout = self._rollout_state()
+        if rollout is not None:
+            payload["rollout"] = rollout
         return save_checkpoint(payload, path)
+
+    def _rollout_state(self) -> dict[str, Any] | None:
+        """Where the envs and the memory stand between two rollouts, when the env can save its
+        state (see `agent.env_state`): with it, a resumed run continues the same episodes and
+        trains to the same weights as an uninterrupted one."""
+        if self.env is None or self._last_obs is None:
+            return None
+        env_state = get_env_state(self.env)
+        if env_state is None:
+            return None
+        stats = self.episode_stats
+        return {
+            "env": env_state,
+            "last_obs": tree_map(lambda x: torch.as_tensor(np.asarray(x)), self._last_obs),
+            "memory": self._state.cpu(),
+            "episode_start": self._episode_start.cpu(),
+            "reset_step": self._reset_step.cpu(),
+            "episode_returns": torch.tensor(list(stats.returns), dtype=torch.float64),
+            "episode_lengths": torch.tensor(list(stats.lengths), dtype=torch.int64),
+            "episode_successes": torch.tensor(list(stats.successes), dtype=torch.float64),
+            "episodes": stats.episodes,
+        }
+
+    def _restore_rollout_state(self, rollout: dict[str, Any]) -> None:
+        """Undo `_rollout_state`: the next `learn(reset_num_timesteps=False)` goes on from here."""
+        set_env_state(self.env, rollout["env"])
+        self._last_obs = tree_map(lambda x: x.numpy(), rollout["last_obs"])
+        self._state = rollout["memory"].to(self.device)
+        self._episode_start = rollout["episode_start"].to(self.device)
+        self._reset_step = rollout["reset_step"].to(self.device)
+        stats = self.episode_stats
+        stats.returns.extend(rollout["episode_returns"].tolist())
+        stats.lengths.extend(rollout["episode_lengths"].tolist())
+        stats.successes.extend(rollout["episode_successes"].tolist())
+        stats.episodes = int(rollout["episodes"])
 
     @classmethod
     def load(
@@ -493,7 +535,8 @@ class RecurrentPPO:
         kwargs = dict(env_spec.get("kwargs") or {})
         kwargs.update(env_overrides or {})
         wrappers = env_spec.get("wrappers") or []
-        if env == "recorded":
+        env_is_recorded = env == "recorded"
+        if env_is_recorded:
             if not env_spec.get("id"):
                 raise CheckpointError(f"{path} does not record which env it was trained on")
             env = env_spec["id"]
@@ -526,12 +569,21 @@ class RecurrentPPO:
         model.total_timesteps = int(payload["total_timesteps"])
         model.n_updates = int(payload["n_updates"])
         torch.set_rng_state(payload["torch_rng"])
+        if "cuda_rng" in payload and model.device.type == "cuda":
+            torch.cuda.set_rng_state(payload["cuda_rng"], model.device)
         model.generator.set_state(payload["generator_rng"])
         if model.obs_normalizer is not None:
             model.obs_normalizer.load_state_dict(payload["obs_normalizer"])
         if model.reward_normalizer is not None:
             model.reward_normalizer.load_state_dict(payload["reward_normalizer"])
         model.checkpoint_extra = json.loads(payload.get("extra", "{}"))
+        # The saved episodes continue only on the env they were saved from, unchanged.
+        if env_is_recorded and not env_overrides and "rollout" in payload:
+            try:
+                model._restore_rollout_state(payload["rollout"])
+            except (KeyError, ValueError, TypeError, RuntimeError) as e:
+                model.close()
+                raise CheckpointError(f"{path}: malformed rollout state ({e})") from None
         return model
 
 

@@ -50,6 +50,23 @@ class BatchedTask:
         """An RGB frame [H, W, 3] (uint8) of copy `index`."""
         raise NotImplementedError
 
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The state of all copies: every numpy array attribute (the arguments are plain values)."""
+        return {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what `get_state` returned; a missing or misshapen array is a ValueError."""
+        current = self.get_state()
+        if set(state) != set(current):
+            raise ValueError(f"task state has fields {sorted(state)}, expected {sorted(current)}")
+        for name, value in state.items():
+            value = np.asarray(value)
+            if value.shape != current[name].shape:
+                raise ValueError(
+                    f"task state {name!r} has shape {value.shape}, expected {current[name].shape}"
+                )
+            setattr(self, name, value.astype(current[name].dtype, copy=True))
+
 
 RENDERABLE: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 10}
 """Metadata of the single envs whose task can draw itself."""
@@ -148,3 +165,26 @@ class TaskVectorEnv(VectorEnv):
         if self.render_mode != "rgb_array":
             return None
         return tuple(self.task.render(i) for i in range(self.num_envs))
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything that decides the env's future given the actions: the copies' arrays, the
+        pending autoresets and the random generator. Plain data (arrays, ints, strings), so a
+        trainer can checkpoint it and resume the very same episodes."""
+        return {
+            "arrays": {**self.task.get_state(), "_autoreset": self._autoreset.copy()},
+            "rng": self.np_random.bit_generator.state,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what `get_state` returned."""
+        arrays = dict(state["arrays"])
+        autoreset = np.asarray(arrays.pop("_autoreset"), dtype=bool)
+        if autoreset.shape != (self.num_envs,):
+            raise ValueError(
+                f"state is of {autoreset.shape[0]} copies, this env has {self.num_envs}"
+            )
+        self.task.set_state(arrays)
+        self._autoreset = autoreset.copy()
+        rng = np.random.Generator(getattr(np.random, state["rng"]["bit_generator"])())
+        rng.bit_generator.state = state["rng"]
+        self.np_random = rng
