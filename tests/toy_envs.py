@@ -48,3 +48,31 @@ class ConstantRewardEnv(gym.Env):
 
 def vector(make_env, n: int = 2) -> gym.vector.SyncVectorEnv:
     return gym.vector.SyncVectorEnv([make_env for _ in range(n)])
+
+
+class RecallValueEnv(gym.Env):
+    """Continuous actions that need memory: a value x ~ U(-1, 1) is shown at the first step
+    only; at every later step the reward is -(action - x)^2 / (length - 1).
+
+    Optimal return 0; a memoryless policy can do no better than answering 0: -E[x^2] = -1/3.
+    """
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self, length: int = 8) -> None:
+        self.length = length
+        self.t = 0
+        self.x = 0.0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        self.x = float(self.np_random.uniform(-1.0, 1.0))
+        return np.array([self.x, 1.0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        a = float(np.clip(np.asarray(action).reshape(-1)[0], -1.0, 1.0))
+        reward = -((a - self.x) ** 2) / (self.length - 1) if self.t > 0 else 0.0
+        return np.zeros(2, np.float32), reward, self.t >= self.length - 1, False, {}
