@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-RNN_TYPES = ("lstm", "gru", "none")
+RNN_TYPES = ("lstm", "peephole", "gru", "none")
 
 
 class ConfigError(ValueError):
@@ -55,7 +55,8 @@ class PPOConfig:
 
     # --- networks ------------------------------------------------------------------------------
     rnn_type: str = "lstm"
-    """Recurrent core: `lstm`, `gru`, or `none` (a memoryless baseline)."""
+    """Recurrent core: `lstm`, `peephole` (an LSTM whose gates see the cell, Gers & Schmidhuber
+    2000), `gru`, or `none` (a memoryless baseline)."""
     lstm_hidden_size: int = 128
     """Units of the recurrent core."""
     n_lstm_layers: int = 1

@@ -1,7 +1,7 @@
 """The recurrent core: LSTM, GRU or a memoryless stand-in, with explicit state.
 
-State is one tensor [S, layers, B, G * H]: S = 2 for an LSTM (h and c), 1 for a GRU (h), 0 for
-`none`. Resetting at episode starts is data (a multiplication by a mask), not control flow.
+State is one tensor [S, layers, B, G * H]: S = 2 for an LSTM or a peephole LSTM (h and c), 1 for
+a GRU (h), 0 for `none`. Resetting at episode starts is data (a multiplication by a mask), not control flow.
 
 G independent recurrent networks of H units (the actor's and the critic's, G = 2) keep their
 states side by side in the last dimension, so the state stays one tensor. (One block-diagonal
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from agent.peephole import PeepholeLSTM
 
 
 def reset_state(state: torch.Tensor, episode_start: torch.Tensor) -> torch.Tensor:
@@ -56,6 +58,9 @@ class RecurrentCore(nn.Module):
         if rnn_type == "lstm":
             make = lambda: nn.LSTM(input_size, hidden_size, num_layers)  # noqa: E731
             self.state_slots = 2
+        elif rnn_type == "peephole":
+            make = lambda: PeepholeLSTM(input_size, hidden_size, num_layers)  # noqa: E731
+            self.state_slots = 2
         elif rnn_type == "gru":
             make = lambda: nn.GRU(input_size, hidden_size, num_layers)  # noqa: E731
             self.state_slots = 1
@@ -85,7 +90,7 @@ class RecurrentCore(nn.Module):
                     bias = chrono_bias(W, chrono_max_len)
                     b_ih[memory_gate] = bias
                     b_hh[memory_gate] = 0.0
-                    if self.rnn_type == "lstm":
+                    if self.rnn_type != "gru":
                         b_ih[0:W] = -bias
                         b_hh[0:W] = 0.0
                 else:
@@ -111,9 +116,9 @@ class RecurrentCore(nn.Module):
         outs, states = [], []
         for g, rnn in enumerate(self.rnns):
             part = state[..., g * H : (g + 1) * H]
-            if single:
+            if single and self.rnn_type != "peephole":
                 out, new = self._single_step(rnn, x[0], part)
-            elif self.rnn_type == "lstm":
+            elif self.rnn_type in ("lstm", "peephole"):
                 out, (h, c) = rnn(x, (part[0].contiguous(), part[1].contiguous()))
                 new = torch.stack((h, c))
             else:

@@ -6,7 +6,7 @@ import torch
 from agent.recurrent import RecurrentCore, chrono_bias, reset_state
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+@pytest.mark.parametrize("rnn_type", ["lstm", "peephole", "gru"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_groups_are_independent_networks(rnn_type, layers):
     torch.manual_seed(0)
@@ -63,3 +63,49 @@ def test_single_step_cells_match_the_sequence_kernel(rnn_type):
             out, stepped = core(x[t : t + 1], stepped)
             torch.testing.assert_close(out[0], seq_out[t].detach(), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(stepped, seq_state.detach(), atol=1e-6, rtol=1e-5)
+
+
+def test_peephole_lstm_with_closed_peepholes_is_a_plain_lstm():
+    from agent.peephole import PeepholeLSTM
+
+    torch.manual_seed(0)
+    peephole = PeepholeLSTM(3, 5, num_layers=2)
+    plain = torch.nn.LSTM(3, 5, num_layers=2)
+    plain.load_state_dict({k: v for k, v in peephole.state_dict().items() if "peep" not in k})
+    x = torch.randn(7, 4, 3)
+    state = (torch.randn(2, 4, 5), torch.randn(2, 4, 5))
+    out_p, (_, c_p) = peephole(x, state)
+    out_l, (_, c_l) = plain(x, state)
+    torch.testing.assert_close(out_p, out_l)
+    torch.testing.assert_close(c_p, c_l)
+    # open the peepholes: the gates now see the cell, and gradients reach the peephole weights
+    with torch.no_grad():
+        peephole.peep_l0.fill_(0.5)
+    out_open, _ = peephole(x, state)
+    assert not torch.allclose(out_open, out_l)
+    out_open.sum().backward()
+    assert peephole.peep_l0.grad.abs().sum() > 0
+
+
+def test_peephole_matches_a_step_by_step_reference():
+    """The scripted loop against the equations of Gers & Schmidhuber written out per step."""
+    from agent.peephole import PeepholeLSTM
+
+    torch.manual_seed(1)
+    cell = PeepholeLSTM(2, 3)
+    with torch.no_grad():
+        cell.peep_l0.uniform_(-1, 1)
+    w_ih, w_hh, b_ih, b_hh, p = cell.layer_weights(0)
+    x = torch.randn(5, 2, 2)
+    h, c = torch.zeros(2, 3), torch.zeros(2, 3)
+    outs = []
+    for t in range(5):
+        z = x[t] @ w_ih.T + h @ w_hh.T + b_ih + b_hh
+        i = torch.sigmoid(z[:, 0:3] + p[0] * c)
+        f = torch.sigmoid(z[:, 3:6] + p[1] * c)
+        c = f * c + i * torch.tanh(z[:, 6:9])
+        o = torch.sigmoid(z[:, 9:12] + p[2] * c)
+        h = o * torch.tanh(c)
+        outs.append(h)
+    out, _ = cell(x, (torch.zeros(1, 2, 3), torch.zeros(1, 2, 3)))
+    torch.testing.assert_close(out, torch.stack(outs))
