@@ -17,6 +17,7 @@ from agent import CheckpointError, EnvError, RecurrentPPO
 from agent.callbacks import RunPaths
 from agent.cli import UsageError, evaluate_parser, parse_env_kwargs
 from agent.evaluation import check_spaces, evaluate, make_eval_env
+from agent.introspection import plot_memory, trace_episode
 
 
 def find_checkpoint(path: Path) -> tuple[Path, str]:
@@ -42,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--n-envs must be positive, got {args.n_envs}")
         if args.video is not None and importlib.util.find_spec("moviepy") is None:
             raise UsageError("--video needs moviepy: pip install moviepy")
+        if args.plot_memory is not None:
+            if importlib.util.find_spec("matplotlib") is None:
+                raise UsageError("--plot-memory needs matplotlib: pip install matplotlib")
+            if args.plot_episodes <= 0:
+                raise UsageError(f"--plot-episodes must be positive, got {args.plot_episodes}")
         overrides = parse_env_kwargs(args.env_kwargs)
         checkpoint, note = find_checkpoint(Path(args.path))
         model = RecurrentPPO.load(checkpoint, env=None, device=args.device, env_overrides=overrides)
@@ -54,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             check_spaces(model, env, spec["id"], spec["kwargs"])
         finally:
             env.close()
+        if args.plot_memory is not None and model.policy.core.rnn_type not in ("lstm", "peephole"):
+            raise UsageError(
+                f"--plot-memory draws LSTM gates; this model's core is {model.config.rnn_type!r}"
+            )
     except ValueError as e:  # CheckpointError, EnvError, ConfigError, UsageError
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
@@ -87,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     print(_report(results))
+    if args.plot_memory is not None:
+        traces = [
+            trace_episode(model, spec["id"], spec["kwargs"], seed=args.seed + k)
+            for k in range(args.plot_episodes)
+        ]
+        print(f"memory plot: {plot_memory(traces, args.plot_memory)}")
     if args.video is not None:
         print(f"videos: {args.video}")
     if args.json is not None:

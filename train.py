@@ -171,6 +171,7 @@ def train(run: Run, args: argparse.Namespace) -> int:
         paths,
         **resolve_schedule(args, recorded),
         eval_seed=model.config.seed + 10_000,
+        log_memory=args.log_memory,
         log=log,
     )
     callback.restore(recorded)

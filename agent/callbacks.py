@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from agent.evaluation import evaluate
+from agent.introspection import memory_image, trace_episode
 from agent.ppo import RecurrentPPO
 
 
@@ -123,6 +124,8 @@ class TrainingCallback:
     checkpoint_freq: int
     eval_freq: int = 0
     eval_episodes: int = 20
+    log_memory: bool = False
+    """At each evaluation, also log the actor's gates and cell state over one episode (LSTM)."""
     eval_seed: int = 10_000
     interrupt: GracefulInterrupt | None = None
     best_mean_reward: float = -math.inf
@@ -184,6 +187,8 @@ class TrainingCallback:
         if results["success_rate"] is not None:
             scalars["eval/success_rate"] = results["success_rate"]
         model.log_scalars(scalars)
+        if self.log_memory:
+            self.log_memory_trace(model)
         best = results["mean_return"] > self.best_mean_reward
         if best:
             self.best_mean_reward = results["mean_return"]
@@ -198,6 +203,24 @@ class TrainingCallback:
             f"± {results['std_return']:.2g}{success}" + (" (new best)" if best else "")
         )
         return results
+
+    def log_memory_trace(self, model: RecurrentPPO) -> None:
+        """Histograms of the gate activations and an image of the most active units over one
+        evaluation episode, under `memory/` in TensorBoard."""
+        writer = model.tensorboard_writer()
+        if writer is None or model.policy.core.rnn_type not in ("lstm", "peephole"):
+            return
+        spec = model.env_spec
+        trace = trace_episode(model, spec["id"], spec["kwargs"], seed=self.eval_seed)
+        step = model.num_timesteps
+        for name, values in (
+            ("input_gate", trace.input_gate),
+            ("forget_gate", trace.forget_gate),
+            ("output_gate", trace.output_gate),
+            ("cell", trace.cell),
+        ):
+            writer.add_histogram(f"memory/{name}", values, step)
+        writer.add_image("memory/gates_and_cell", memory_image(trace), step)
 
 
 def _crossed(previous: int, current: int, period: int) -> bool:

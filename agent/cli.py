@@ -402,6 +402,12 @@ def train_parser() -> Parser:
         help="episodes per evaluation (default: 20; on --resume: the run's)",
     )
     run.add_argument(
+        "--log-memory",
+        action="store_true",
+        help="at each evaluation, log the actor's LSTM gates and cell state over one episode "
+        "to TensorBoard (memory/ histograms and image)",
+    )
+    run.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -449,5 +455,18 @@ def evaluate_parser() -> Parser:
     parser.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
     parser.add_argument(
         "--video", default=None, metavar="DIR", help="record episodes as mp4 (needs moviepy)"
+    )
+    parser.add_argument(
+        "--plot-memory",
+        default=None,
+        metavar="FILE.png",
+        help="draw the actor's LSTM gates and cell state over episodes (needs matplotlib)",
+    )
+    parser.add_argument(
+        "--plot-episodes",
+        type=int,
+        default=2,
+        metavar="N",
+        help="episodes drawn by --plot-memory (default: 2)",
     )
     return parser

@@ -14,6 +14,9 @@ peepholes start at zero: the cell starts as a plain LSTM and learns to look at i
 
 Speed: the input projection of all steps is one matrix product; the time loop is TorchScript,
 so each step is one fused matmul and a few elementwise kernels without Python in between.
+Measured on a 2-core CPU (one thread; 100 steps, batch 32, 64 units, forward and backward):
+100 ms scripted, 150 ms as plain Python, against 15 ms for `nn.LSTM`'s oneDNN kernel. The
+peephole cell is for experiments on what peepholes add, not for speed.
 """
 
 from __future__ import annotations

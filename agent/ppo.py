@@ -378,8 +378,17 @@ class RecurrentPPO:
 
     def log_scalars(self, scalars: dict[str, float]) -> None:
         """Write scalars to TensorBoard at the current step (no-op without `tensorboard_log`)."""
-        if self.tensorboard_log is None:
+        writer = self.tensorboard_writer()
+        if writer is None:
             return
+        for key, value in scalars.items():
+            writer.add_scalar(key, value, self.num_timesteps)
+
+    def tensorboard_writer(self) -> Any:
+        """The run's `SummaryWriter` (made on first use, with the hyperparameters as text), or
+        None without `tensorboard_log`."""
+        if self.tensorboard_log is None:
+            return None
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -388,8 +397,7 @@ class RecurrentPPO:
                 "hyperparameters",
                 "\n".join(f"    {k}: {v}" for k, v in self.config.to_dict().items()),
             )
-        for key, value in scalars.items():
-            self._writer.add_scalar(key, value, self.num_timesteps)
+        return self._writer
 
     def close(self) -> None:
         """Close the TensorBoard writer and the environments."""
