@@ -190,6 +190,7 @@ def train(run: Run, args: argparse.Namespace) -> int:
     try:
         with interrupt:
             callback.interrupt = interrupt
+            model.stop_check = lambda: interrupt.requested
             model.learn(
                 run.total_timesteps - model.num_timesteps if run.resumed else run.total_timesteps,
                 callback=callback,

@@ -68,9 +68,9 @@ class RunPaths:
 
 
 class GracefulInterrupt:
-    """SIGINT/SIGTERM handling for training: the first signal asks training to stop after the
-    current update (so a checkpoint can be written); a second one raises KeyboardInterrupt at
-    once. Use as a context manager; the previous handlers are restored on exit."""
+    """SIGINT/SIGTERM handling for training: the first signal asks training to stop (the
+    iteration in progress is abandoned, the model goes back to where it began, and a checkpoint
+    is written); a second one raises KeyboardInterrupt at once. Use as a context manager; the previous handlers are restored on exit."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -95,7 +95,7 @@ class GracefulInterrupt:
         # "reentrant call" inside the buffered stream.
         os.write(
             sys.stderr.fileno(),
-            b"\nstopping after the current update to save a checkpoint "
+            b"\nstopping: the update in progress is abandoned and a checkpoint saved "
             b"(interrupt again to quit at once)\n",
         )
 

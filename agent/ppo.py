@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
@@ -33,6 +34,11 @@ from agent.vec_env import EnvError, check_autoreset, make_vec_env
 
 Callback = Callable[["RecurrentPPO"], bool | None]
 """Called after every update; returning False stops `learn`."""
+
+
+class StopTraining(Exception):
+    """Raised inside an iteration when `RecurrentPPO.stop_check` asks to stop; `learn` then
+    puts the model back as it was before the iteration and returns."""
 
 
 class NumericalError(RuntimeError):
@@ -152,6 +158,9 @@ class RecurrentPPO:
         self.tensorboard_log = Path(tensorboard_log) if tensorboard_log else None
         self._writer: Any = None
         self._last_obs: Any = None
+        self.stop_check: Callable[[], bool] | None = None
+        """Polled at every rollout step and minibatch; True abandons the iteration in progress
+        (the model returns to where it began) and ends `learn`. `train.py` sets it on Ctrl-C."""
 
     # ------------------------------------------------------------------------------- set-up ---
 
@@ -198,10 +207,17 @@ class RecurrentPPO:
         bar = _progress_bar(self.total_timesteps, self.num_timesteps) if progress_bar else None
         try:
             while self.num_timesteps < self.total_timesteps:
+                # With a stop check, an iteration can be abandoned half-way: keep a copy of
+                # where it started (a fraction of a millisecond for networks of this size).
+                before = copy.deepcopy(self.training_state()) if self.stop_check else None
                 start = time.perf_counter()
-                buffer = self.collect_rollout()
-                collect_time = time.perf_counter() - start
-                self.logs = self.train(buffer)
+                try:
+                    buffer = self.collect_rollout()
+                    collect_time = time.perf_counter() - start
+                    self.logs = self.train(buffer)
+                except StopTraining:
+                    self.load_training_state(before)
+                    break
                 self._log_iteration(start, collect_time)
                 if bar is not None:
                     _update_bar(bar, self.num_timesteps, self.logs)
@@ -213,6 +229,10 @@ class RecurrentPPO:
             if self._writer is not None:
                 self._writer.flush()
         return self
+
+    def _check_stop(self) -> None:
+        if self.stop_check is not None and self.stop_check():
+            raise StopTraining
 
     def _start_episodes(self) -> None:
         """Reset all envs (seeded) and the recurrent state; the first step starts episodes."""
@@ -244,6 +264,7 @@ class RecurrentPPO:
         )
         self.policy.eval()
         for t in range(cfg.n_steps):
+            self._check_stop()
             obs = self._obs_to_tensor(self._last_obs, update_stats=True)
             state = reset_state(self._state, self._episode_start)
             step = self.policy.step(obs, state)
@@ -300,6 +321,7 @@ class RecurrentPPO:
         continue_training = True
         for epoch in range(cfg.n_epochs):
             for mb in minibatches(seqs, cfg.n_envs, cfg.batch_size, self.generator, self.device):
+                self._check_stop()
                 # Reset steps are always last in their sequence, so they can be dropped like
                 # padding: everything after the recurrent core works on the valid steps only.
                 mask = mb.mask & buffer.valid.reshape(-1)[mb.index]
@@ -461,6 +483,16 @@ class RecurrentPPO:
             "env_spec": json.dumps(self.env_spec),
             "observation_space": json.dumps(space_to_dict(self.observation_space)),
             "action_space": json.dumps(space_to_dict(self.action_space)),
+            "extra": json.dumps(extra or {}),
+            **self.training_state(),
+        }
+        return save_checkpoint(payload, path)
+
+    def training_state(self) -> dict[str, Any]:
+        """Everything that training changes, as data: weights, optimizer, counters, random
+        streams, normalisers and (when the env can save its state) the rollout's position.
+        `load_training_state` puts it back. The tensors may share memory with the model."""
+        state: dict[str, Any] = {
             "policy": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "num_timesteps": self.num_timesteps,
@@ -468,18 +500,37 @@ class RecurrentPPO:
             "n_updates": self.n_updates,
             "torch_rng": torch.get_rng_state(),
             "generator_rng": self.generator.get_state(),
-            "extra": json.dumps(extra or {}),
         }
         if self.device.type == "cuda":
-            payload["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         if self.obs_normalizer is not None:
-            payload["obs_normalizer"] = self.obs_normalizer.state_dict()
+            state["obs_normalizer"] = self.obs_normalizer.state_dict()
         if self.reward_normalizer is not None:
-            payload["reward_normalizer"] = self.reward_normalizer.state_dict()
+            state["reward_normalizer"] = self.reward_normalizer.state_dict()
         rollout = self._rollout_state()
         if rollout is not None:
-            payload["rollout"] = rollout
-        return save_checkpoint(payload, path)
+            state["rollout"] = rollout
+        return state
+
+    def load_training_state(self, state: dict[str, Any], restore_rollout: bool = True) -> None:
+        """Put back what `training_state` returned (with the rollout's position when
+        `restore_rollout` and it was saved). Raises KeyError, ValueError, TypeError or
+        RuntimeError when it does not fit this model."""
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.num_timesteps = int(state["num_timesteps"])
+        self.total_timesteps = int(state["total_timesteps"])
+        self.n_updates = int(state["n_updates"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.generator.set_state(state["generator_rng"])
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.load_state_dict(state["obs_normalizer"])
+        if self.reward_normalizer is not None:
+            self.reward_normalizer.load_state_dict(state["reward_normalizer"])
+        if restore_rollout and "rollout" in state:
+            self._restore_rollout_state(state["rollout"])
 
     def _rollout_state(self) -> dict[str, Any] | None:
         """Where the envs and the memory stand between two rollouts, when the env can save its
@@ -511,6 +562,8 @@ class RecurrentPPO:
         self._episode_start = rollout["episode_start"].to(self.device)
         self._reset_step = rollout["reset_step"].to(self.device)
         stats = self.episode_stats
+        for window in (stats.returns, stats.lengths, stats.successes):
+            window.clear()
         stats.returns.extend(rollout["episode_returns"].tolist())
         stats.lengths.extend(rollout["episode_lengths"].tolist())
         stats.successes.extend(rollout["episode_successes"].tolist())
@@ -565,33 +618,15 @@ class RecurrentPPO:
         if env is None or isinstance(env, str):
             env_id = env if isinstance(env, str) else env_spec.get("id")
             model.env_spec = {"id": env_id, "kwargs": kwargs, "wrappers": wrappers}
-        try:
-            model.policy.load_state_dict(payload["policy"])
-            model.optimizer.load_state_dict(payload["optimizer"])
-        except (KeyError, RuntimeError, ValueError) as e:
-            first = str(e).strip().splitlines()[0]
-            raise CheckpointError(
-                f"{path}: weights do not fit the recorded config ({first})"
-            ) from None
-        model.num_timesteps = int(payload["num_timesteps"])
-        model.total_timesteps = int(payload["total_timesteps"])
-        model.n_updates = int(payload["n_updates"])
-        torch.set_rng_state(payload["torch_rng"])
-        if "cuda_rng" in payload and model.device.type == "cuda":
-            torch.cuda.set_rng_state(payload["cuda_rng"], model.device)
-        model.generator.set_state(payload["generator_rng"])
-        if model.obs_normalizer is not None:
-            model.obs_normalizer.load_state_dict(payload["obs_normalizer"])
-        if model.reward_normalizer is not None:
-            model.reward_normalizer.load_state_dict(payload["reward_normalizer"])
-        model.checkpoint_extra = json.loads(payload.get("extra", "{}"))
         # The saved episodes continue only on the env they were saved from, unchanged.
-        if env_is_recorded and not env_overrides and "rollout" in payload:
-            try:
-                model._restore_rollout_state(payload["rollout"])
-            except (KeyError, ValueError, TypeError, RuntimeError) as e:
-                model.close()
-                raise CheckpointError(f"{path}: malformed rollout state ({e})") from None
+        restore_rollout = env_is_recorded and not env_overrides
+        try:
+            model.load_training_state(payload, restore_rollout)
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            model.close()
+            raise CheckpointError(f"{path}: the training state does not fit ({first})") from None
+        model.checkpoint_extra = json.loads(payload.get("extra", "{}"))
         return model
 
 

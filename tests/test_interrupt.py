@@ -132,3 +132,29 @@ def test_second_interrupt_quits_at_once_without_partial_files(tmp_path):
     assert not list(run_dir.rglob("*.tmp"))
     if (run_dir / "checkpoints" / "last.pt").exists():
         RecurrentPPO.load(run_dir / "checkpoints" / "last.pt")
+
+
+def test_a_signal_during_a_long_rollout_stops_within_seconds(tmp_path):
+    """One iteration here takes far longer than the test allows (400k env steps): the stop must
+    abandon it, not wait for it, and checkpoint the state from before it."""
+    long_rollout = [
+        "--env", "Memory/TMaze-v0", "--total-timesteps", "10000000", "--n-envs", "2",
+        "--n-steps", "200000", "--batch-size", "512", "--lstm-hidden-size", "8",
+        "--checkpoint-freq", "1000000", "--eval-freq", "0", "--no-progress",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *long_rollout, "--run-dir", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().startswith("training")
+    time.sleep(2.0)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 5, err
+    assert proc.returncode == 130, err
+    assert "abandoned" in err and "resume with" in out
+    assert RecurrentPPO.load(tmp_path / "checkpoints" / "last.pt").num_timesteps == 0

@@ -121,3 +121,21 @@ def test_native_vector_env_state_round_trips():
         gym.make_vec(
             "Memory/RepeatFirst-v0", num_envs=2, vectorization_mode="vector_entry_point"
         ).set_state(saved)
+
+
+def test_an_abandoned_iteration_leaves_no_trace():
+    """A stop requested in the middle of a rollout (or of an update) puts the model back where
+    the iteration began; training on from there equals a run that was never stopped."""
+    straight = RecurrentPPO("Memory/TMaze-v0", **SETTINGS).learn(4096)
+    # an iteration polls 64 times while collecting, then 8 times while updating (2 epochs of
+    # 4 minibatches): stop in the rollout of the 2nd iteration, and in the update of the 1st
+    for polls_before_stop in (72 + 28, 64 + 2):
+        model = RecurrentPPO("Memory/TMaze-v0", **SETTINGS)
+        model.learn(4096, callback=stop_at(1024))  # two iterations
+        polls = iter(range(10**6))
+        model.stop_check = lambda polls=polls, n=polls_before_stop: next(polls) >= n
+        model.learn(4096 - 1024, reset_num_timesteps=False)
+        assert model.num_timesteps == 1024 + 512 * (polls_before_stop // 72)
+        model.stop_check = None
+        model.learn(4096 - model.num_timesteps, reset_num_timesteps=False)
+        assert_same_weights(straight, model)
