@@ -149,11 +149,16 @@ def test_a_signal_during_a_long_rollout_stops_within_seconds(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout.readline().startswith("training")
-    time.sleep(2.0)
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        assert proc.stdout.readline().startswith("training")
+        time.sleep(2.0)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # never leave a 10M-step run behind when the test fails
+            proc.kill()
+            proc.communicate()
     assert time.monotonic() - sent < 5, err
     assert proc.returncode == 130, err
     assert "abandoned" in err and "resume with" in out

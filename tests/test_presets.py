@@ -1,0 +1,60 @@
+"""The presets in configs/: every one is a valid whole experiment, and (slow) the quick ones
+reach the goal their header states when trained exactly as `train.py --config` trains them."""
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+import envs  # noqa: F401
+import evaluate as evaluate_script
+import train as train_script
+from agent import RecurrentPPO
+from agent.cli import resolve_settings, train_parser
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PRESETS = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+
+# The goal in each preset's header: (the evaluate.py --json field, the least value).
+GOALS = {
+    "tmaze-short": ("success_rate", 0.99),
+    "tmaze-100": ("success_rate", 0.99),
+    "repeat-first": ("success_rate", 0.99),
+    "repeat-previous": ("mean_return", 0.95),
+    "visual-match": ("success_rate", 0.95),
+    "cartpole-novel": ("mean_return", 450.0),
+    "bandit": ("mean_return", 0.62),
+}
+
+
+def test_every_task_of_the_suite_has_a_preset_with_a_goal():
+    tasks = {
+        resolve_settings(train_parser().parse_args(["--config", str(CONFIGS / f"{p}.yaml")])).env_id
+        for p in PRESETS
+    }
+    memory_ids = {k for k in gym.registry if k.startswith("Memory/")}
+    assert memory_ids - {"Memory/PendulumNoVel-v0"} <= tasks
+    assert set(PRESETS) <= set(GOALS) | {"pendulum-novel"}
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_builds_a_valid_model(name):
+    settings = resolve_settings(
+        train_parser().parse_args(["--config", str(CONFIGS / f"{name}.yaml")])
+    )
+    assert settings.total_timesteps > 0
+    model = RecurrentPPO(settings.env_id, settings.config, env_kwargs=settings.env_kwargs)
+    model.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tmaze-short", "repeat-first", "repeat-previous"])
+def test_quick_preset_reaches_its_goal(name, tmp_path):
+    run = tmp_path / name
+    argv = ["--config", str(CONFIGS / f"{name}.yaml"), "--run-dir", str(run)]
+    assert train_script.main([*argv, "--eval-freq", "0", "--no-progress"]) == 0
+    out = tmp_path / "result.json"
+    assert evaluate_script.main([str(run), "--episodes", "200", "--json", str(out)]) == 0
+    field, least = GOALS[name]
+    assert json.loads(out.read_text())[field] >= least
