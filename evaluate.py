@@ -15,7 +15,7 @@ from typing import Any
 
 from agent import CheckpointError, EnvError, RecurrentPPO
 from agent.callbacks import RunPaths
-from agent.cli import UsageError, evaluate_parser, parse_env_kwargs
+from agent.cli import UsageError, evaluate_parser, one_line, parse_env_kwargs
 from agent.evaluation import check_spaces, evaluate, make_eval_env
 from agent.introspection import plot_memory, trace_episode
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"--plot-memory draws LSTM gates; this model's core is {model.config.rnn_type!r}"
             )
     except ValueError as e:  # CheckpointError, EnvError, ConfigError, UsageError
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
 
     kwargs = f" {spec['kwargs']}" if spec["kwargs"] else ""
@@ -88,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             video_dir=args.video,
         )
     except EnvError as e:  # e.g. an env that cannot render for --video
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     except Exception as e:
         print(
-            f"error: environment {spec['id']!r} failed: {type(e).__name__}: {_one_line(e)}",
+            f"error: environment {spec['id']!r} failed: {type(e).__name__}: {one_line(e)}",
             file=sys.stderr,
         )
         return 1
@@ -129,11 +129,6 @@ def _report(results: dict[str, Any]) -> str:
         f"success {'n/a (the env reports none)' if success is None else f'{success:.3f}'} "
         f"over {results['episodes']} episodes"
     )
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 if __name__ == "__main__":

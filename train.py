@@ -24,6 +24,7 @@ from agent.cli import (
     UsageError,
     config_overrides,
     default_run_dir,
+    one_line,
     resolve_schedule,
     resolve_settings,
     train_parser,
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = resume_run(args) if args.resume else new_run(args)
     except ValueError as e:  # ConfigError, EnvError, CheckpointError, UnsupportedSpaceError...
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     return train(run, args)
 
@@ -219,7 +220,7 @@ def train(run: Run, args: argparse.Namespace) -> int:
             if paths.last.exists()
             else "; no checkpoint was written"
         )
-        print(f"error: {_one_line(e)}{last}", file=sys.stderr)
+        print(f"error: {one_line(e)}{last}", file=sys.stderr)
         return 1
     except Exception as e:
         # What was trained so far is kept: the parameters of the last completed update, with
@@ -229,7 +230,7 @@ def train(run: Run, args: argparse.Namespace) -> int:
         where = "environment" if _raised_in_env(e) else "training"
         print(
             f"error: {where} {env_name!r} failed at step {model.num_timesteps}: "
-            f"{type(e).__name__}: {_one_line(e)} (saved {path})",
+            f"{type(e).__name__}: {one_line(e)} (saved {path})",
             file=sys.stderr,
         )
         if where == "training":
@@ -273,11 +274,6 @@ def _close_quietly(model: RecurrentPPO) -> None:
 def _script(name: str) -> str:
     """The path of `name` next to this script, as the user invoked it (`python train.py`)."""
     return str(Path(sys.argv[0]).with_name(name)) if sys.argv and sys.argv[0] else name
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _print(message: str) -> None:

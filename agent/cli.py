@@ -44,6 +44,13 @@ class UsageError(ValueError):
     """Bad command-line input; `train.py` and `evaluate.py` print it as `error: ...`, exit 2."""
 
 
+def one_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name when it has none), for the
+    one-line `error: ...` that the scripts print instead of a traceback."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class _Unset:
     """Default of every generated flag, so that flags given on the command line can be told
     apart from flags left alone (`--target-kl none` is given, and its value is None)."""
