@@ -219,3 +219,23 @@ def test_video_without_moviepy_says_how_to_install_it(run_dir, tmp_path, capsys)
     err = capsys.readouterr().err
     assert one_line_error(code, err) and "pip install moviepy" in err
     assert not (tmp_path / "videos").exists()
+
+
+def test_video_records_the_episodes_of_a_renderable_env(tmp_path, capsys):
+    pytest.importorskip("moviepy")
+    model = RecurrentPPO(
+        "Memory/TMaze-v0", env_kwargs={"length": 3}, n_envs=2, n_steps=8, batch_size=16,
+        lstm_hidden_size=4,
+    )  # fmt: skip
+    model.save(tmp_path / "model.pt")
+    videos = tmp_path / "videos"
+    argv = [str(tmp_path), "--episodes", "3", "--n-envs", "1", "--video", str(videos)]
+    assert evaluate_script.main(argv) == 0
+    assert len(list(videos.glob("*.mp4"))) >= 3
+
+
+def test_video_of_an_env_that_cannot_render_is_a_clear_error(run_dir, tmp_path, capsys):
+    pytest.importorskip("moviepy")
+    code = evaluate_script.main([str(run_dir), "--video", str(tmp_path / "videos")])
+    err = capsys.readouterr().err
+    assert one_line_error(code, err) and "render" in err
