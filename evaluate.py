@@ -17,7 +17,7 @@ from agent import CheckpointError, EnvError, RecurrentPPO
 from agent.callbacks import RunPaths
 from agent.cli import UsageError, evaluate_parser, one_line, parse_env_kwargs
 from agent.evaluation import check_spaces, evaluate, make_eval_env
-from agent.introspection import plot_memory, trace_episode
+from agent.introspection import has_lstm_core, plot_memory, trace_episode
 
 
 def find_checkpoint(path: Path) -> tuple[Path, str]:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             check_spaces(model, env, spec["id"], spec["kwargs"])
         finally:
             env.close()
-        if args.plot_memory is not None and model.policy.core.rnn_type not in ("lstm", "peephole"):
+        if args.plot_memory is not None and not has_lstm_core(model):
             raise UsageError(
                 f"--plot-memory draws LSTM gates; this model's core is {model.config.rnn_type!r}"
             )

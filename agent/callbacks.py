@@ -23,7 +23,7 @@ from types import FrameType
 from typing import Any
 
 from agent.evaluation import evaluate
-from agent.introspection import memory_image, trace_episode
+from agent.introspection import has_lstm_core, memory_image, trace_episode
 from agent.ppo import RecurrentPPO
 
 
@@ -208,7 +208,7 @@ class TrainingCallback:
         """Histograms of the gate activations and an image of the most active units over one
         evaluation episode, under `memory/` in TensorBoard."""
         writer = model.tensorboard_writer()
-        if writer is None or model.policy.core.rnn_type not in ("lstm", "peephole"):
+        if writer is None or not has_lstm_core(model):
             return
         spec = model.env_spec
         trace = trace_episode(model, spec["id"], spec["kwargs"], seed=self.eval_seed)

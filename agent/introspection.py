@@ -64,6 +64,11 @@ def lstm_gates(
     return i, f, o, c_new, o * torch.tanh(c_new)
 
 
+def has_lstm_core(model: Any) -> bool:
+    """Whether the model's recurrent core has gates to trace (an LSTM or a peephole LSTM)."""
+    return model.policy.core.rnn_type in ("lstm", "peephole")
+
+
 @torch.no_grad()
 def trace_episode(
     model: Any,
@@ -76,7 +81,7 @@ def trace_episode(
     """Play one episode of `env_id` with `model` (a `RecurrentPPO` with an LSTM or peephole
     core) and record its actor's memory. Raises ValueError for other cores."""
     core = model.policy.core
-    if core.rnn_type not in ("lstm", "peephole"):
+    if not has_lstm_core(model):
         raise ValueError(
             f"memory introspection needs an LSTM core, this model has {core.rnn_type!r}"
         )

@@ -55,16 +55,22 @@ def test_memoryless_agent_stays_at_chance_on_tmaze():
     assert success_rate(model, "Memory/TMaze-v0", 100, length=20) <= 0.7
 
 
+# rl-baselines3-zoo's ppo_lstm settings for CartPoleNoVel, shared by the two agents compared
+CARTPOLE_ZOO = {
+    "n_envs": 8,
+    "n_steps": 32,
+    "batch_size": 256,
+    "n_epochs": 20,
+    "gamma": 0.98,
+    "gae_lambda": 0.8,
+}
+
+
 @pytest.mark.slow
 def test_lstm_solves_cartpole_without_velocities():
     model = RecurrentPPO(
         "Memory/CartPoleNoVel-v0",
-        n_envs=8,
-        n_steps=32,
-        batch_size=256,
-        n_epochs=20,
-        gamma=0.98,
-        gae_lambda=0.8,
+        **CARTPOLE_ZOO,
         learning_rate=1e-3,
         lr_schedule="linear",
         lstm_hidden_size=64,
@@ -81,12 +87,7 @@ def test_lstm_solves_cartpole_without_velocities():
 def test_memoryless_agent_fails_cartpole_without_velocities():
     model = RecurrentPPO(
         "Memory/CartPoleNoVel-v0",
-        n_envs=8,
-        n_steps=32,
-        batch_size=256,
-        n_epochs=20,
-        gamma=0.98,
-        gae_lambda=0.8,
+        **CARTPOLE_ZOO,
         rnn_type="none",
         normalize_obs=True,
         normalize_reward=True,
