@@ -68,8 +68,10 @@ class PPOConfig:
     net_arch: list[int] = field(default_factory=lambda: [64])
     """Hidden sizes of the MLP heads after the recurrent core."""
     forget_bias_init: str = "chrono"
-    """LSTM gate bias init: `chrono` (Tallec & Ollivier 2018), `default` (PyTorch), or a number
-    added to the forget-gate bias."""
+    """LSTM gate bias init: `chrono` (Tallec & Ollivier 2018: forget bias log U(1, T), input bias
+    its negative), `chrono-forget` (the same forget bias, the input gate left at PyTorch's init,
+    about half open, so that a cue is written strongly from the first update on), `default`
+    (PyTorch), or a number added to the forget-gate bias."""
     chrono_max_len: int = 0
     """Longest dependency chrono init prepares for; 0 means the BPTT length."""
     log_std_init: float = 0.0
@@ -137,12 +139,12 @@ class PPOConfig:
             raise ConfigError(f"bptt_len must be >= 0 (0 = whole rollout), got {self.bptt_len}")
         if any(not isinstance(h, int) or h <= 0 for h in self.net_arch):
             raise ConfigError(f"net_arch must be a list of positive integers, got {self.net_arch}")
-        if self.forget_bias_init not in ("chrono", "default"):
+        if self.forget_bias_init not in ("chrono", "chrono-forget", "default"):
             try:
                 float(self.forget_bias_init)
             except ValueError:
                 raise ConfigError(
-                    "forget_bias_init must be 'chrono', 'default' or a number, "
+                    "forget_bias_init must be 'chrono', 'chrono-forget', 'default' or a number, "
                     f"got {self.forget_bias_init!r}"
                 ) from None
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -86,11 +86,11 @@ class RecurrentCore(nn.Module):
             for layer in range(self.num_layers):
                 b_ih = getattr(rnn, f"bias_ih_l{layer}")
                 b_hh = getattr(rnn, f"bias_hh_l{layer}")
-                if how == "chrono":
+                if how in ("chrono", "chrono-forget"):
                     bias = chrono_bias(W, chrono_max_len)
                     b_ih[memory_gate] = bias
                     b_hh[memory_gate] = 0.0
-                    if self.rnn_type != "gru":
+                    if how == "chrono" and self.rnn_type != "gru":
                         b_ih[0:W] = -bias
                         b_hh[0:W] = 0.0
                 else:

@@ -4,9 +4,10 @@ Each run happens in a fresh subprocess (so peak RSS is per run), one after the o
 parallel. Prints wall time, steps/s, final score, peak memory and the ratios.
 
     python benchmarks/throughput.py                       # CartPoleNoVel, 100k steps each
-    python benchmarks/throughput.py --task tmaze --steps 200000
+    python benchmarks/throughput.py --task tmaze          # gap 300, 64 envs, 100k steps each
     python benchmarks/throughput.py --only ours --task tmaze   # skip sb3-contrib
-    python benchmarks/throughput.py --sweep n_envs        # our cost as n_envs grows
+    python benchmarks/throughput.py --sweep n_envs        # our cost as n_envs grows (1 to 256)
+    python benchmarks/throughput.py --task tmaze --sweep bptt_len   # ... and as BPTT grows
 """
 
 from __future__ import annotations
@@ -48,23 +49,28 @@ TASKS: dict[str, dict[str, Any]] = {
         "normalize": True,
         "eval_episodes": 20,
     },
-    # A long-gap T-maze with 64 envs: the cost of long sequences (whole-episode BPTT).
+    # A long-gap T-maze with 64 envs: the cost of long sequences (whole-episode BPTT), with the
+    # recipe of configs/tmaze-1000.yaml. One rollout holds one whole episode cycle: 302 steps for
+    # us (301 steps and Gymnasium's autoreset step), 301 for SB3, which resets within the step.
     "tmaze": {
         "env": "Memory/TMaze-v0",
         "env_kwargs": {"length": 300},
-        "steps": 200_000,
+        "steps": 100_000,
         "hp": {
             "n_envs": 64,
-            "n_steps": 301,
-            "batch_size": 4816,
+            "n_steps": 302,
+            "batch_size": 604,
             "n_epochs": 4,
-            "gamma": 0.99,
-            "gae_lambda": 0.95,
+            "gamma": 1.0,
+            "gae_lambda": 0.5,
             "learning_rate": 1e-3,
+            "adam_eps": 1e-12,
+            "normalize_advantage": False,
             "clip_range": 0.2,
             "ent_coef": 0.0,
             "lstm_hidden_size": 64,
         },
+        "sb3_hp": {"n_steps": 301, "batch_size": 602},
         "normalize": False,
         "eval_episodes": 50,
     },
@@ -112,8 +118,9 @@ def run_sb3(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, An
 
     import envs  # noqa: F401
 
-    hp = {**task["hp"], **overrides}
+    hp = {**task["hp"], **task.get("sb3_hp", {}), **overrides}
     n_envs = hp.pop("n_envs")
+    optimizer_kwargs = {"eps": hp.pop("adam_eps")} if "adam_eps" in hp else {}
     hidden = hp.pop("lstm_hidden_size")
     lr = hp.pop("learning_rate")
     env = make_vec_env(task["env"], n_envs=n_envs, seed=seed, env_kwargs=task["env_kwargs"])
@@ -128,6 +135,7 @@ def run_sb3(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, An
             "lstm_hidden_size": hidden,
             "enable_critic_lstm": True,
             "net_arch": {"pi": [64], "vf": [64]},
+            "optimizer_kwargs": optimizer_kwargs,
         },
         device="cpu",
         seed=seed,
@@ -153,6 +161,8 @@ def worker(args: argparse.Namespace) -> None:
     task = TASKS[args.task]
     steps = args.steps or task["steps"]
     overrides = json.loads(args.overrides)
+    if "env_kwargs" in overrides:
+        task = {**task, "env_kwargs": overrides.pop("env_kwargs")}
     run = run_ours if args.worker == "ours" else run_sb3
     out = run(task, steps, args.seed, overrides)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -192,6 +202,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both sides")
     parser.add_argument("--only", choices=["ours", "sb3"], default=None)
     parser.add_argument("--sweep", choices=["n_envs", "bptt_len"], default=None)
+    parser.add_argument("--plot", help="with --sweep: write a PNG of steps/s and RSS")
     parser.add_argument("--worker", choices=["ours", "sb3"], help=argparse.SUPPRESS)
     parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -226,19 +237,55 @@ def sweep(args: argparse.Namespace) -> None:
     steps = args.steps or 20_000
     args.steps = steps
     values = [1, 4, 16, 64, 256] if args.sweep == "n_envs" else [16, 64, 256, 1024]
+    rows: list[tuple[int, float, float]] = []
+    if args.sweep == "bptt_len" and args.task != "tmaze":
+        raise SystemExit("--sweep bptt_len runs on --task tmaze (episodes long enough to cut)")
     for v in values:
         overrides: dict[str, Any] = {args.sweep: v}
         if args.sweep == "n_envs":
             n_steps = TASKS[args.task]["hp"]["n_steps"]
             overrides["batch_size"] = min(TASKS[args.task]["hp"]["batch_size"], v * n_steps)
         else:
-            overrides.update({"n_steps": max(v, 64), "batch_size": 8 * max(v, 64)})
+            # Fixed data (T-maze episodes of 1025 steps, one per rollout column, two columns per
+            # minibatch); only the truncation of backpropagation through time changes.
+            overrides.update(
+                {"n_steps": 1026, "batch_size": 2 * 1026, "env_kwargs": {"length": 1024}}
+            )
         r = spawn("ours", args, overrides)
+        rows.append((v, r["steps"] / r["wall"], r["peak_rss_mb"]))
         print(
-            f"{args.sweep}={v:5d}  {r['steps'] / r['wall']:8.0f} steps/s  "
-            f"peak RSS {r['peak_rss_mb']:6.0f} MB",
+            f"{args.sweep}={v:5d}  {rows[-1][1]:8.0f} steps/s  peak RSS {r['peak_rss_mb']:6.0f} MB",
             flush=True,
         )
+    if args.plot:
+        plot_sweep(args.sweep, args.task, rows, args.plot)
+        print(f"plot: {args.plot}")
+
+
+def plot_sweep(name: str, task: str, rows: list[tuple[int, float, float]], path: str) -> None:
+    """Steps/s (left axis) and peak RSS (right axis) against the swept value, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values, sps, rss = zip(*rows, strict=True)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(values, sps, marker="o", label="steps/s")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(values, [str(v) for v in values])
+    ax.set_xlabel(name)
+    ax.set_ylabel("environment steps per second (training included)")
+    right = ax.twinx()
+    right.plot(values, rss, marker="s", color="tab:orange", label="peak RSS (MB)")
+    right.set_ylabel("peak RSS (MB)")
+    ax.set_title(f"Our cost as {name} grows ({task}, {args_threads} torch thread(s))", fontsize=9)
+    fig.legend(loc="upper left", bbox_to_anchor=(0.12, 0.88))
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 args_threads = 1

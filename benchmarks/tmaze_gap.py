@@ -4,9 +4,14 @@ Trains on `Memory/TMaze-v0` with `n_steps = length + 2` (one whole episode cycle
 so backpropagation through time spans cue to choice) and stops once the training success rate
 over the last 100 episodes reaches 0.99, or at `--max-steps`. Prints progress and a RESULT line.
 
-    python benchmarks/tmaze_gap.py --length 100 --adam-eps 1e-8
-    python benchmarks/tmaze_gap.py --length 100                      # SB3's Adam eps, 1e-5
-    python benchmarks/tmaze_gap.py --length 300 --adam-eps 1e-8 --max-steps 8000000
+The defaults are the recipe of `configs/tmaze-1000.yaml`; the flags take it apart:
+
+    python benchmarks/tmaze_gap.py --length 1000 --max-steps 10000000
+    python benchmarks/tmaze_gap.py --length 300 --adam-eps 1e-5          # SB3's Adam eps
+    python benchmarks/tmaze_gap.py --length 300 --episodes-per-batch 8   # 4x fewer Adam steps
+    python benchmarks/tmaze_gap.py --length 300 --gae-lambda 0.95
+    python benchmarks/tmaze_gap.py --length 300 --set forget_bias_init=chrono-forget
+    python benchmarks/tmaze_gap.py --length 100 --set normalize_advantage=True --keep-going
 """
 
 from __future__ import annotations
@@ -18,24 +23,37 @@ import torch
 
 import envs  # noqa: F401
 from agent import RecurrentPPO
+from agent.cli import parse_env_kwargs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=100, help="corridor length (the gap)")
-    parser.add_argument("--adam-eps", type=float, default=1e-5)
+    parser.add_argument("--adam-eps", type=float, default=1e-12)
+    parser.add_argument("--gae-lambda", type=float, default=0.5)
     parser.add_argument("--n-envs", type=int, default=32)
-    parser.add_argument("--episodes-per-batch", type=int, default=8)
+    parser.add_argument("--episodes-per-batch", type=int, default=2)
     parser.add_argument("--max-steps", type=float, default=2e6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="train to --max-steps even once solved (does the solution last?)",
+    )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="other hyperparameters, e.g. --set gae_lambda=0.5 forget_bias_init=chrono-forget",
+    )
     args = parser.parse_args()
+    overrides = parse_env_kwargs(args.set)
     torch.set_num_threads(args.threads)
 
     cycle = args.length + 2  # the episode's length + 1 steps, and the autoreset step
-    model = RecurrentPPO(
-        "Memory/TMaze-v0",
-        env_kwargs={"length": args.length},
+    config = dict(
         n_envs=args.n_envs,
         n_steps=cycle,
         batch_size=cycle * args.episodes_per_batch,
@@ -43,25 +61,35 @@ def main() -> None:
         learning_rate=1e-3,
         adam_eps=args.adam_eps,
         gamma=1.0,
-        gae_lambda=0.95,
+        gae_lambda=args.gae_lambda,
+        normalize_advantage=False,
         lstm_hidden_size=64,
         seed=args.seed,
     )
+    config = dict(config, **overrides)
+    model = RecurrentPPO("Memory/TMaze-v0", env_kwargs={"length": args.length}, **config)
     start = time.perf_counter()
+
+    first_solved: list[int | None] = [None]
 
     def report(m: RecurrentPPO) -> bool:
         success = m.logs.get("rollout/success_rate", 0.0)
         if m.n_updates % 10 == 0:
             elapsed = time.perf_counter() - start
             print(f"step {m.num_timesteps}: success {success:.2f}, {elapsed:.0f} s", flush=True)
-        return not (success >= 0.99 and len(m.episode_stats.successes) >= 100)
+        solved = success >= 0.99 and len(m.episode_stats.successes) >= 100
+        if solved and first_solved[0] is None:
+            first_solved[0] = m.num_timesteps
+        return args.keep_going or not solved
 
     model.learn(int(args.max_steps), callback=report)
     success = model.logs.get("rollout/success_rate", 0.0)
+    solved = f"first solved at {first_solved[0]} steps" if first_solved[0] else "not solved"
     print(
-        f"RESULT length {args.length}, adam_eps {args.adam_eps:g}: "
-        f"{'solved' if success >= 0.99 else 'not solved'} at {model.num_timesteps} steps "
-        f"(success {success:.2f}), {time.perf_counter() - start:.0f} s"
+        f"RESULT length {args.length}, adam_eps {args.adam_eps:g}, gae_lambda {args.gae_lambda:g}, "
+        f"{args.episodes_per_batch} episodes per batch, seed {args.seed} {' '.join(args.set)}: "
+        f"{solved}; final success {success:.2f} at {model.num_timesteps} steps, "
+        f"{time.perf_counter() - start:.0f} s"
     )
 
 

@@ -49,6 +49,17 @@ def test_chrono_init_sets_forget_and_input_biases():
     assert b_hh[: 2 * W].abs().sum() == 0
 
 
+def test_chrono_forget_leaves_the_input_gate_at_pytorch_init():
+    torch.manual_seed(0)
+    core = RecurrentCore(2, 8, 1, "lstm", forget_bias_init="chrono-forget", chrono_max_len=1000)
+    b_ih = core.rnns[0].bias_ih_l0.detach()
+    W = 8
+    forget, inp = b_ih[W : 2 * W], b_ih[:W]
+    assert forget.min() >= 0 and forget.max() > 3.0
+    # PyTorch draws biases from U(-1/sqrt(H), 1/sqrt(H)): the gate starts about half open.
+    assert inp.abs().max() <= 8**-0.5 and inp.abs().sum() > 0
+
+
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
 def test_single_step_cells_match_the_sequence_kernel(rnn_type):
     torch.manual_seed(0)
