@@ -51,27 +51,25 @@ It imports `benchmarks.memory_length`, so the repository root must be on `sys.pa
 workers run as `python -m benchmarks.memory_length` from the root for that reason."""
 
 
+RECIPE = ROOT / "configs" / "tmaze-1000.yaml"
+"""The long-gap recipe, stated once: the preset's hyperparameters, rescaled to the gap."""
+
+
 def recipe(length: int) -> dict[str, Any]:
-    """Our hyperparameters at gap `length`: those of `configs/tmaze-1000.yaml` (see its comments).
+    """Our hyperparameters at gap `length`: those of `configs/tmaze-1000.yaml` (see its comments),
+    with the rollout and minibatch rescaled to the gap.
 
     `n_steps = length + 2` is one whole episode cycle per rollout under Gymnasium's NEXT_STEP
     autoreset (the episode's `length + 1` steps and the reset step), so backpropagation through
-    time always spans cue to choice; a minibatch holds 2 such columns.
+    time always spans cue to choice; a minibatch holds as many such columns as the preset's.
     """
+    from agent.cli import load_preset
+
+    preset = load_preset(RECIPE)
+    config = {k: v for k, v in preset.items() if k not in ("env", "env_kwargs", "total_timesteps")}
+    columns = config["batch_size"] // config["n_steps"]
     cycle = length + 2
-    return {
-        "n_envs": 32,
-        "n_steps": cycle,
-        "batch_size": 2 * cycle,
-        "n_epochs": 4,
-        "learning_rate": 1e-3,
-        "adam_eps": 1e-12,
-        "gamma": 1.0,
-        "gae_lambda": 0.5,
-        "normalize_advantage": False,
-        "lstm_hidden_size": 64,
-        "forget_bias_init": "chrono",
-    }
+    return {**config, "n_steps": cycle, "batch_size": columns * cycle}
 
 
 EPISODES_PER_JOB = 3_000
@@ -419,21 +417,15 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
             color=line.get_color(),
             alpha=0.2,
         )
-    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set_xscale("log")
     all_gaps = sorted({g for gaps in table.values() for g in gaps})
     ax.set_xticks(all_gaps, [str(g) for g in all_gaps])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("gap (T-maze corridor length)")
     ax.set_ylabel("evaluation success rate")
-    ax.set_ylim(0.0, 1.05)
-    ax.set_title("Passive T-maze: success at equal step budgets (band: min-max over seeds)")
-    ax.title.set_fontsize(9)
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(
+        fig, ax, "Passive T-maze: success at equal step budgets (band: min-max over seeds)", path
+    )
 
 
 def plot_curves(results: list[dict[str, Any]], gap: int, path: Path) -> None:
@@ -458,12 +450,18 @@ def plot_curves(results: list[dict[str, Any]], gap: int, path: Path) -> None:
         ys = np.stack([np.interp(grid, c[:, 0], c[:, 1]) for c in curves])
         (line,) = ax.plot(grid, ys.mean(0), label=f"{agent} ({len(curves)} seeds)")
         ax.fill_between(grid, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
-    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("training success rate (last 100 episodes)")
+    _finish(fig, ax, f"Passive T-maze, gap {gap}: learning curves (band: min-max over seeds)", path)
+
+
+def _finish(fig: Any, ax: Any, title: str, path: Path) -> None:
+    """The parts both plots share: a success axis with chance (0.5) dashed, title, legend, file."""
+    import matplotlib.pyplot as plt
+
+    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set_ylim(0.0, 1.05)
-    ax.set_title(f"Passive T-maze, gap {gap}: learning curves (band: min-max over seeds)")
-    ax.title.set_fontsize(9)
+    ax.set_title(title, fontsize=9)
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import argparse
 import time
 
 import torch
+from memory_length import recipe  # benchmarks/, on sys.path when run as a script
 
 import envs  # noqa: F401
 from agent import RecurrentPPO
@@ -29,10 +30,12 @@ from agent.cli import parse_env_kwargs
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=100, help="corridor length (the gap)")
-    parser.add_argument("--adam-eps", type=float, default=1e-12)
-    parser.add_argument("--gae-lambda", type=float, default=0.5)
-    parser.add_argument("--n-envs", type=int, default=32)
-    parser.add_argument("--episodes-per-batch", type=int, default=2)
+    parser.add_argument("--adam-eps", type=float, help="default: the recipe's, 1e-12")
+    parser.add_argument("--gae-lambda", type=float, help="default: the recipe's, 0.5")
+    parser.add_argument("--n-envs", type=int, help="default: the recipe's, 32")
+    parser.add_argument(
+        "--episodes-per-batch", type=int, help="episode columns per minibatch (recipe: 2)"
+    )
     parser.add_argument("--max-steps", type=float, default=2e6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -52,21 +55,12 @@ def main() -> None:
     overrides = parse_env_kwargs(args.set)
     torch.set_num_threads(args.threads)
 
-    cycle = args.length + 2  # the episode's length + 1 steps, and the autoreset step
-    config = dict(
-        n_envs=args.n_envs,
-        n_steps=cycle,
-        batch_size=cycle * args.episodes_per_batch,
-        n_epochs=4,
-        learning_rate=1e-3,
-        adam_eps=args.adam_eps,
-        gamma=1.0,
-        gae_lambda=args.gae_lambda,
-        normalize_advantage=False,
-        lstm_hidden_size=64,
-        seed=args.seed,
-    )
-    config = dict(config, **overrides)
+    config = recipe(args.length)  # n_steps = one whole episode cycle, length + 2
+    flags = {"adam_eps": args.adam_eps, "gae_lambda": args.gae_lambda, "n_envs": args.n_envs}
+    config.update({k: v for k, v in flags.items() if v is not None}, seed=args.seed)
+    if args.episodes_per_batch is not None:
+        config["batch_size"] = config["n_steps"] * args.episodes_per_batch
+    config.update(overrides)
     model = RecurrentPPO("Memory/TMaze-v0", env_kwargs={"length": args.length}, **config)
     start = time.perf_counter()
 
@@ -86,8 +80,10 @@ def main() -> None:
     success = model.logs.get("rollout/success_rate", 0.0)
     solved = f"first solved at {first_solved[0]} steps" if first_solved[0] else "not solved"
     print(
-        f"RESULT length {args.length}, adam_eps {args.adam_eps:g}, gae_lambda {args.gae_lambda:g}, "
-        f"{args.episodes_per_batch} episodes per batch, seed {args.seed} {' '.join(args.set)}: "
+        f"RESULT length {args.length}, adam_eps {config['adam_eps']:g}, "
+        f"gae_lambda {config['gae_lambda']:g}, "
+        f"{config['batch_size'] // config['n_steps']} episodes per batch, seed {args.seed} "
+        f"{' '.join(args.set)}: "
         f"{solved}; final success {success:.2f} at {model.num_timesteps} steps, "
         f"{time.perf_counter() - start:.0f} s"
     )
