@@ -77,20 +77,17 @@ class RolloutBuffer:
         self.terminated[t] = terminated
         self.truncated[t] = truncated
 
-    def gather(self, index: torch.Tensor) -> dict[str, Obs]:
-        """The per-step fields at flat time-major indices `index` (t * E + e, any shape)."""
+    def _flat(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.n_steps * self.n_envs, *x.shape[2:])[index]
 
-        def flat(x: torch.Tensor) -> torch.Tensor:
-            return x.reshape(self.n_steps * self.n_envs, *x.shape[2:])[index]
+    def gather(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The per-step training fields at flat time-major indices `index` (t * E + e, any shape)."""
+        fields = ("actions", "log_probs", "values", "advantages", "returns")
+        return {name: self._flat(getattr(self, name), index) for name in fields}
 
-        return {
-            "observations": tree_map(flat, self.observations),
-            "actions": flat(self.actions),
-            "log_probs": flat(self.log_probs),
-            "values": flat(self.values),
-            "advantages": flat(self.advantages),
-            "returns": flat(self.returns),
-        }
+    def observations_at(self, index: torch.Tensor) -> Obs:
+        """The observations at flat time-major indices `index` (any shape, e.g. padded [L, N])."""
+        return tree_map(lambda x: self._flat(x, index), self.observations)
 
     def initial_states(self, first: torch.Tensor) -> torch.Tensor:
         """The stored states at the flat indices `first` [N], as a state of batch N."""

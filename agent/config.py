@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RNN_TYPES = ("lstm", "peephole", "gru", "none")
+ACTIVATIONS = ("tanh", "relu")
 
 
 class ConfigError(ValueError):
@@ -67,6 +68,8 @@ class PPOConfig:
     """Truncation length of backpropagation through time; 0 means the whole rollout (n_steps)."""
     net_arch: list[int] = field(default_factory=lambda: [64])
     """Hidden sizes of the MLP heads after the recurrent core."""
+    activation_fn: str = "tanh"
+    """Activation of the MLP heads: `tanh` (SB3's default) or `relu`."""
     forget_bias_init: str = "chrono"
     """LSTM gate bias init: `chrono` (Tallec & Ollivier 2018: forget bias log U(1, T), input bias
     its negative), `chrono-forget` (the same forget bias, the input gate left at PyTorch's init,
@@ -139,6 +142,10 @@ class PPOConfig:
             raise ConfigError(f"bptt_len must be >= 0 (0 = whole rollout), got {self.bptt_len}")
         if any(not isinstance(h, int) or h <= 0 for h in self.net_arch):
             raise ConfigError(f"net_arch must be a list of positive integers, got {self.net_arch}")
+        if self.activation_fn not in ACTIVATIONS:
+            raise ConfigError(
+                f"activation_fn must be one of {', '.join(ACTIVATIONS)}, got {self.activation_fn!r}"
+            )
         if self.forget_bias_init not in ("chrono", "chrono-forget", "default"):
             try:
                 float(self.forget_bias_init)

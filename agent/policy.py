@@ -13,8 +13,8 @@ from torch import nn
 from agent.config import PPOConfig
 from agent.distributions import ActionDistribution, ActionHead
 from agent.encoders import make_encoder
-from agent.observations import Obs, tree_map
-from agent.recurrent import RecurrentCore
+from agent.observations import Obs
+from agent.recurrent import RecurrentCore, StepWeights
 
 
 class PolicyStep(NamedTuple):
@@ -26,11 +26,14 @@ class PolicyStep(NamedTuple):
     state: torch.Tensor
 
 
-def mlp(input_size: int, hidden: list[int]) -> tuple[nn.Module, int]:
-    """Tanh MLP; returns the module and its output size."""
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def mlp(input_size: int, hidden: list[int], activation: str = "tanh") -> tuple[nn.Module, int]:
+    """An MLP (`tanh` or `relu`); returns the module and its output size."""
     layers: list[nn.Module] = []
     for size in hidden:
-        layers += [nn.Linear(input_size, size), nn.Tanh()]
+        layers += [nn.Linear(input_size, size), ACTIVATIONS[activation]()]
         input_size = size
     return nn.Sequential(*layers), input_size
 
@@ -58,8 +61,8 @@ class RecurrentActorCritic(nn.Module):
             forget_bias_init=config.forget_bias_init,
             chrono_max_len=config.chrono_max_len or config.sequence_len,
         )
-        self.pi_mlp, pi_size = mlp(self.hidden_size, config.net_arch)
-        self.vf_mlp, vf_size = mlp(self.hidden_size, config.net_arch)
+        self.pi_mlp, pi_size = mlp(self.hidden_size, config.net_arch, config.activation_fn)
+        self.vf_mlp, vf_size = mlp(self.hidden_size, config.net_arch, config.activation_fn)
         self.action_head = ActionHead(action_space, pi_size, config.log_std_init)
         self.value_head = nn.Linear(vf_size, 1)
         if config.ortho_init:
@@ -98,35 +101,47 @@ class RecurrentActorCritic(nn.Module):
         return dist, values, state
 
     def evaluate(
-        self, obs: Obs, state: torch.Tensor, mask: torch.Tensor
+        self, obs: Obs, state: torch.Tensor, rows: torch.Tensor
     ) -> tuple[ActionDistribution, torch.Tensor]:
         """Replay padded sequences for training.
 
         Args:
-            obs: observations of the n steps where `mask` is True, flat [n, ...].
+            obs: observations of N sequences side by side, [L, N, ...], each padded at its end.
             state: [S, layers, N, G * H] state before each sequence's first step.
-            mask: [L, N] bool, the real steps of the padded sequences, each a prefix of its column.
+            rows: [n] positions in the flattened [L * N] grid of the steps to return.
 
-        Returns the action distribution and the values at the masked steps, flat [n]. Padding is
-        fed zeros; as it only follows a sequence's real steps, it never affects them.
+        Returns the action distribution and the values at `rows`, flat [n]. Padding follows a
+        sequence's real steps, so it never affects them; the heads only see the chosen rows.
         """
-        features = self.encoder(obs)
-        padded = features.new_zeros(*mask.shape, features.shape[-1])
-        padded[mask] = features
-        out = self.core(padded, state)[0][mask]
+        out = self.core(self.encoder(obs), state)[0]
+        out = out.reshape(-1, out.shape[-1]).index_select(0, rows)
         dist = self.action_head(self.pi_mlp(out[..., : self.hidden_size]))
         values = self.value_head(self.vf_mlp(out[..., -self.hidden_size :])).squeeze(-1)
         return dist, values
 
     @torch.no_grad()
-    def step(self, obs: Obs, state: torch.Tensor, deterministic: bool = False) -> PolicyStep:
+    def step(
+        self,
+        obs: Obs,
+        state: torch.Tensor,
+        deterministic: bool = False,
+        weights: StepWeights | None = None,
+    ) -> PolicyStep:
         """Act for one step of a batch [B, ...] from `state` (already reset where episodes start):
-        sample (or, deterministic, take the mode of) the actions and advance the state."""
-        dist, values, state = self(tree_map(lambda x: x.unsqueeze(0), obs), state)
+        sample (or, deterministic, take the mode of) the actions and advance the state.
+
+        `weights`: `self.core.step_weights()`, made once for the steps of a rollout.
+        """
+        out, state = self.core.step(self.encoder(obs), state, weights)
+        dist = self.action_head(self.pi_mlp(out[:, : self.hidden_size]))
+        values = self.value_head(self.vf_mlp(out[:, -self.hidden_size :])).squeeze(-1)
         actions = dist.mode() if deterministic else dist.sample()
-        return PolicyStep(actions[0], dist.log_prob(actions)[0], values[0], state)
+        return PolicyStep(actions, dist.log_prob(actions), values, state)
 
     @torch.no_grad()
-    def value(self, obs: Obs, state: torch.Tensor) -> torch.Tensor:
+    def value(
+        self, obs: Obs, state: torch.Tensor, weights: StepWeights | None = None
+    ) -> torch.Tensor:
         """Values [B] of one step of a batch [B, ...] from `state`, without advancing anything."""
-        return self(tree_map(lambda x: x.unsqueeze(0), obs), state)[1][0]
+        out, _ = self.core.step(self.encoder(obs), state, weights)
+        return self.value_head(self.vf_mlp(out[:, -self.hidden_size :])).squeeze(-1)

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -22,13 +22,14 @@ from agent.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from agent.config import PPOConfig
 from agent.encoders import is_image_space
 from agent.env_state import get_env_state, set_env_state
+from agent.flat_params import Parameters
 from agent.gae import compute_gae
 from agent.losses import explained_variance, policy_loss, value_loss
 from agent.normalization import ObsNormalizer, RewardNormalizer
 from agent.observations import Obs, batch_size_of, to_tensor, tree_map
 from agent.policy import RecurrentActorCritic
 from agent.recurrent import reset_state
-from agent.sequences import minibatches, split_sequences
+from agent.sequences import Sequences, make_minibatch, pack, split_sequences
 from agent.spaces_json import space_from_dict, space_to_dict
 from agent.vec_env import EnvError, check_autoreset, make_vec_env
 
@@ -43,6 +44,21 @@ class StopTraining(Exception):
 
 class NumericalError(RuntimeError):
     """A loss or gradient became NaN or infinite; the parameters were left as they were."""
+
+
+class TrainingBatch(NamedTuple):
+    """One minibatch, ready for a gradient step: padded observations [L, N, ...] and the state
+    before each sequence, the `rows` of the flattened [L * N] grid to learn from, and the
+    rollout's data at those steps, flat [n] (advantages normalised when configured)."""
+
+    observations: Obs
+    state: torch.Tensor
+    rows: torch.Tensor
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
 
 
 def resolve_device(device: str) -> torch.device:
@@ -140,10 +156,11 @@ class RecurrentPPO:
         torch.manual_seed(config.seed)
         self.policy = RecurrentActorCritic(self.observation_space, self.action_space, config)
         self.policy.to(self.device)
-        # The fused kernel updates all parameters in one call: on small recurrent nets the
-        # per-tensor loop of the default Adam costs as much as a third of the backward pass.
+        # On a CPU, one flat tensor for all parameters and another for all gradients: the clip
+        # and the fused Adam step then work on one tensor instead of one per layer.
+        self.params = Parameters(self.policy, flat=self.device.type == "cpu")
         self.optimizer = torch.optim.Adam(
-            self.policy.parameters(), lr=config.learning_rate, eps=config.adam_eps, fused=True
+            self.params.tensors, lr=config.learning_rate, eps=config.adam_eps, fused=True
         )
         self.generator = torch.Generator().manual_seed(config.seed)
         self.obs_normalizer = self._make_obs_normalizer()
@@ -263,11 +280,12 @@ class RecurrentPPO:
             device,
         )
         self.policy.eval()
+        weights = self.policy.core.step_weights()  # the parameters stay fixed during a rollout
         for t in range(cfg.n_steps):
             self._check_stop()
             obs = self._obs_to_tensor(self._last_obs, update_stats=True)
             state = reset_state(self._state, self._episode_start)
-            step = self.policy.step(obs, state)
+            step = self.policy.step(obs, state, weights=weights)
             env_actions = self.policy.action_head.to_env(step.actions.cpu().numpy())
             next_obs, rewards, terminated, truncated, infos = env.step(env_actions)
             if self.reward_normalizer is not None:
@@ -290,7 +308,9 @@ class RecurrentPPO:
             self.num_timesteps += cfg.n_envs
 
         last_obs = self._obs_to_tensor(self._last_obs, update_stats=False)
-        last_values = self.policy.value(last_obs, reset_state(self._state, self._episode_start))
+        last_values = self.policy.value(
+            last_obs, reset_state(self._state, self._episode_start), weights
+        )
         buffer.advantages, buffer.returns = compute_gae(
             buffer.rewards,
             buffer.values,
@@ -311,45 +331,44 @@ class RecurrentPPO:
         """
         cfg = self.config
         self.policy.train()
+        self.params.attach()
         lr = self._learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         seqs = split_sequences(buffer.episode_starts.cpu().numpy(), cfg.sequence_len)
+        learn = buffer.valid.cpu().numpy().reshape(-1)
         stats: dict[str, list[torch.Tensor]] = {
             k: [] for k in ("pg", "vf", "ent", "kl", "clip", "grad")
         }
+        whole: list[TrainingBatch] = []  # the rollout as one minibatch, when it fits in one
         continue_training = True
         for epoch in range(cfg.n_epochs):
-            for mb in minibatches(seqs, cfg.n_envs, cfg.batch_size, self.generator, self.device):
+            groups = pack(seqs.length, cfg.batch_size, self.generator)
+            if len(groups) == 1:
+                # A single minibatch is the same set of sequences at every epoch: prepare it once.
+                whole = whole or [self._training_batch(buffer, seqs, groups[0], learn)]
+                batches = whole
+            else:
+                batches = [self._training_batch(buffer, seqs, g, learn) for g in groups]
+            for batch in batches:
                 self._check_stop()
-                # Reset steps are always last in their sequence, so they can be dropped like
-                # padding: everything after the recurrent core works on the valid steps only.
-                mask = mb.mask & buffer.valid.reshape(-1)[mb.index]
-                data = buffer.gather(mb.index[mask])
-                if data["advantages"].numel() == 0:
+                if batch.advantages.numel() == 0:
                     continue
-                dist, values = self.policy.evaluate(
-                    data["observations"], buffer.initial_states(mb.first), mask
-                )
-                advantages = data["advantages"]
-                if cfg.normalize_advantage and advantages.numel() > 1:
-                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                dist, values = self.policy.evaluate(batch.observations, batch.state, batch.rows)
                 pg = policy_loss(
-                    dist.log_prob(data["actions"]), data["log_probs"], advantages, cfg.clip_range
+                    dist.log_prob(batch.actions), batch.log_probs, batch.advantages, cfg.clip_range
                 )
-                vf = value_loss(values, data["values"], data["returns"], cfg.clip_range_vf)
+                vf = value_loss(values, batch.values, batch.returns, cfg.clip_range_vf)
                 entropy = dist.entropy().mean()
                 loss = pg.loss + cfg.vf_coef * vf - cfg.ent_coef * entropy
                 if cfg.target_kl is not None and pg.approx_kl.item() > 1.5 * cfg.target_kl:
                     continue_training = False
                     break
-                self.optimizer.zero_grad(set_to_none=True)
+                self.params.zero_grad()
                 loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(
-                    self.policy.parameters(), cfg.max_grad_norm
-                )
-                if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
-                    self.optimizer.zero_grad(set_to_none=True)
+                grad_norm = self.params.clip_grad_norm_(cfg.max_grad_norm)
+                if not torch.isfinite(loss + grad_norm):
+                    self.params.zero_grad()
                     raise NumericalError(
                         f"non-finite {'loss' if not torch.isfinite(loss) else 'gradient'} at step "
                         f"{self.num_timesteps} (update {self.n_updates + 1}, epoch {epoch + 1}): "
@@ -390,6 +409,26 @@ class RecurrentPPO:
         if isinstance(self.action_space, spaces.Box):
             logs["train/std"] = self.policy.action_head.log_std.detach().exp().mean().item()
         return logs
+
+    def _training_batch(
+        self, buffer: RolloutBuffer, seqs: Sequences, chosen: np.ndarray, learn: np.ndarray
+    ) -> TrainingBatch:
+        """Everything one minibatch of sequences `chosen` needs, gathered from the rollout."""
+        mb = make_minibatch(seqs, chosen, self.config.n_envs, learn, self.device)
+        data = buffer.gather(mb.steps)
+        advantages = data["advantages"]
+        if self.config.normalize_advantage and advantages.numel() > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        return TrainingBatch(
+            observations=buffer.observations_at(mb.index),
+            state=buffer.initial_states(mb.first),
+            rows=mb.rows,
+            actions=data["actions"],
+            log_probs=data["log_probs"],
+            values=data["values"],
+            advantages=advantages,
+            returns=data["returns"],
+        )
 
     def _log_iteration(self, start: float, collect_time: float) -> None:
         elapsed = time.perf_counter() - start
@@ -517,7 +556,8 @@ class RecurrentPPO:
         `restore_rollout` and it was saved). Raises KeyError, ValueError, TypeError or
         RuntimeError when it does not fit this model."""
         self.policy.load_state_dict(state["policy"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.params.attach()
+        self.optimizer.load_state_dict(self.params.optimizer_state(state["optimizer"]))
         self.num_timesteps = int(state["num_timesteps"])
         self.total_timesteps = int(state["total_timesteps"])
         self.n_updates = int(state["n_updates"])

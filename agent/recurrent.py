@@ -16,6 +16,9 @@ from torch import nn
 
 from agent.peephole import PeepholeLSTM
 
+StepWeights = list[tuple[torch.Tensor, torch.Tensor]]
+"""Per layer, the fused (weight, bias) of `RecurrentCore.step`."""
+
 
 def reset_state(state: torch.Tensor, episode_start: torch.Tensor) -> torch.Tensor:
     """Zero the state of the batch entries where `episode_start` [B] is True."""
@@ -111,14 +114,11 @@ class RecurrentCore(nn.Module):
         """
         if self.rnn_type == "none":
             return torch.cat([rnn(x) for rnn in self.rnns], dim=-1), state
-        single = x.shape[0] == 1 and not torch.is_grad_enabled()
         H = self.hidden_size
         outs, states = [], []
         for g, rnn in enumerate(self.rnns):
             part = state[..., g * H : (g + 1) * H]
-            if single and self.rnn_type != "peephole":
-                out, new = self._single_step(rnn, x[0], part)
-            elif self.rnn_type in ("lstm", "peephole"):
+            if self.state_slots == 2:
                 out, (h, c) = rnn(x, (part[0].contiguous(), part[1].contiguous()))
                 new = torch.stack((h, c))
             else:
@@ -130,22 +130,90 @@ class RecurrentCore(nn.Module):
             return outs[0], states[0]
         return torch.cat(outs, dim=-1), torch.cat(states, dim=-1)
 
-    def _single_step(
-        self, rnn: nn.Module, x: torch.Tensor, state: torch.Tensor
+    @torch.no_grad()
+    def step(
+        self, x: torch.Tensor, state: torch.Tensor, weights: StepWeights | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step without autograd through ATen's fused cells: in a rollout this runs at every
-        step, and the cell kernels cost under half of a length-1 call of the sequence kernel."""
-        new_state = []
+        """One step of a batch without autograd, as in a rollout: [B, F] inputs from `state`
+        [S, layers, B, G * H]. Returns the outputs [B, G * H] and the next state.
+
+        The LSTM runs all G networks of a layer as one matrix product over fused weights: at a
+        rollout's batch sizes the cost is per kernel call, and this makes a dozen calls per step
+        where G `torch.lstm_cell`s made fifty. `weights` are `step_weights()`, made once for
+        many steps of unchanged parameters (a rollout); None makes them for this step.
+        """
+        if self.rnn_type == "lstm":
+            return self._lstm_step(x, state, weights or self.step_weights())
+        if self.rnn_type in ("peephole", "none"):
+            out, state = self(x.unsqueeze(0), state)
+            return out[0], state
+        H = self.hidden_size
+        outs, states = [], []
+        for g, rnn in enumerate(self.rnns):
+            inp, layer_states = x, []
+            for layer in range(self.num_layers):
+                h = torch.gru_cell(
+                    inp,
+                    state[0, layer, :, g * H : (g + 1) * H],
+                    *(getattr(rnn, f"{n}_l{layer}") for n in _WEIGHT_NAMES),
+                )
+                layer_states.append(h)
+                inp = h
+            outs.append(inp)
+            states.append(torch.stack(layer_states))
+        return torch.cat(outs, dim=-1), torch.cat(states, dim=-1).unsqueeze(0)
+
+    def _lstm_step(
+        self, x: torch.Tensor, state: torch.Tensor, weights: StepWeights
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        GH = self.output_size
+        hs, cs = [], []
+        for layer, (weight, bias) in enumerate(weights):
+            gates = torch.addmm(bias, torch.cat((x, state[0, layer]), dim=1), weight)
+            ifo = gates[:, : 3 * GH].sigmoid()
+            c = torch.addcmul(
+                ifo[:, GH : 2 * GH] * state[1, layer], ifo[:, :GH], gates[:, 3 * GH :].tanh()
+            )
+            x = ifo[:, 2 * GH :] * c.tanh()
+            hs.append(x)
+            cs.append(c)
+        return x, torch.stack((torch.stack(hs), torch.stack(cs)))
+
+    @torch.no_grad()
+    def step_weights(self) -> StepWeights | None:
+        """The weights `step` uses, from the current parameters (None unless an LSTM): per
+        layer, the G networks' weights as one matrix [F + G * H, 4 * G * H] that maps
+        [input, h] to all gates (block-diagonal where the networks do not talk), and one bias.
+
+        Gate columns are grouped (input, forget, output, cell) and, within a gate, by network,
+        so that one sigmoid covers three gates of all networks and the new cell state comes out
+        in the state's layout. They are a copy: make them again after the parameters change.
+        """
+        if self.rnn_type != "lstm":
+            return None
+        G, H = self.groups, self.hidden_size
+        first = self.rnns[0].weight_ih_l0
+        order = torch.tensor([0, 1, 3, 2], device=first.device)  # (i, f, g, o) -> (i, f, o, g)
+
+        def gates_last(w: torch.Tensor) -> torch.Tensor:
+            """[4H, n] in PyTorch's gate order -> [n, 4, H] in the fused one."""
+            return w.view(4, H, -1).index_select(0, order).permute(2, 0, 1)
+
+        fused = []
         for layer in range(self.num_layers):
-            weights = [
-                getattr(rnn, f"{name}_l{layer}")
-                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-            ]
-            if self.rnn_type == "lstm":
-                h, c = torch.lstm_cell(x, (state[0, layer], state[1, layer]), *weights)
-                new_state.append(torch.stack((h, c)))
-            else:
-                h = torch.gru_cell(x, state[0, layer], *weights)
-                new_state.append(h.unsqueeze(0))
-            x = h
-        return x.unsqueeze(0), torch.stack(new_state, dim=1)
+            w_ih, w_hh, b_ih, b_hh = (
+                [getattr(rnn, f"{n}_l{layer}") for rnn in self.rnns] for n in _WEIGHT_NAMES
+            )
+            n_in = w_ih[0].shape[1] * (1 if layer == 0 else G)
+            weight = first.new_zeros(n_in + G * H, 4, G, H)
+            for g in range(G):
+                # Layer 0 reads the shared input; deeper layers read their own network's h.
+                rows = slice(0, n_in) if layer == 0 else slice(g * H, (g + 1) * H)
+                weight[rows, :, g] = gates_last(w_ih[g])
+                weight[n_in + g * H : n_in + (g + 1) * H, :, g] = gates_last(w_hh[g])
+            bias = torch.stack([gates_last(b_ih[g] + b_hh[g])[0] for g in range(G)], dim=1)
+            fused.append((weight.view(n_in + G * H, 4 * G * H), bias.reshape(-1)))
+        return fused
+
+
+_WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

@@ -21,16 +21,20 @@ class Sequences(NamedTuple):
     length: np.ndarray
 
 
-class PaddedBatch(NamedTuple):
-    """Indices of a minibatch of sequences, padded to the longest one.
+class Minibatch(NamedTuple):
+    """A minibatch of whole sequences, side by side and padded at the end to the longest one.
 
-    `index` [L, N] holds flat time-major rollout indices (t * E + e); padding repeats the last step.
-    `mask` [L, N] is True on real steps. `first` [N] is the flat index of each sequence's first step.
+    `index` [L, N]: the flat time-major rollout index (t * E + e) of every step of the N
+    sequences; padding repeats a sequence's last step. `first` [N]: the flat index of each
+    sequence's first step, where its stored state is read. `rows` [n]: the positions, in the
+    flattened [L * N] grid, of the steps to learn from (real, and not an autoreset step);
+    `steps` [n]: their flat rollout indices.
     """
 
     index: torch.Tensor
-    mask: torch.Tensor
     first: torch.Tensor
+    rows: torch.Tensor
+    steps: torch.Tensor
 
 
 def split_sequences(episode_starts: np.ndarray, max_len: int) -> Sequences:
@@ -51,48 +55,77 @@ def split_sequences(episode_starts: np.ndarray, max_len: int) -> Sequences:
     return Sequences(env=flat // T, start=flat % T, length=length)
 
 
+def pack(
+    lengths: np.ndarray, batch_size: int, generator: torch.Generator | None
+) -> list[np.ndarray]:
+    """Shuffle sequences of `lengths` and pack them into groups of about `batch_size` steps each.
+
+    Sequences are added to a group until it holds at least `batch_size` steps, so each holds
+    fewer than `batch_size` + the longest sequence; a remainder under half a batch joins the last
+    full group instead of making a small, noisy one of its own. When everything lands in one
+    group, it lists the sequences in rollout order (the order within a minibatch changes nothing
+    that is learned), so that the same minibatch can be reused from one epoch to the next.
+    """
+    n = len(lengths)
+    if int(lengths.sum()) < batch_size:
+        return [np.arange(n)]
+    order = (
+        torch.randperm(n, generator=generator).numpy() if generator is not None else np.arange(n)
+    )
+    filled = np.cumsum(lengths[order])
+    # Group g ends at the first sequence that brings the running total to (g + 1) full batches.
+    ends, total = [], 0
+    while True:
+        k = int(np.searchsorted(filled, total + batch_size))
+        if k >= n:
+            break
+        ends.append(k + 1)
+        total = int(filled[k])
+    if not ends or ends[-1] != n:
+        if ends and filled[-1] - total < batch_size / 2:
+            ends[-1] = n
+        else:
+            ends.append(n)
+    if len(ends) == 1:
+        return [np.arange(n)]
+    return np.split(order, ends[:-1])
+
+
+def make_minibatch(
+    seqs: Sequences,
+    chosen: np.ndarray,
+    n_envs: int,
+    learn: np.ndarray,
+    device: torch.device | str = "cpu",
+) -> Minibatch:
+    """The padded minibatch of sequences `chosen`; `learn` [T * E] marks the steps learned from."""
+    lengths = seqs.length[chosen]
+    offsets = np.arange(int(lengths.max()))[:, None]
+    t = seqs.start[chosen][None, :] + np.minimum(offsets, lengths[None, :] - 1)
+    index = t * n_envs + seqs.env[chosen][None, :]
+    rows = np.flatnonzero((offsets < lengths[None, :]) & learn[index])
+    return Minibatch(
+        index=torch.as_tensor(index, device=device),
+        first=torch.as_tensor(index[0], device=device),
+        rows=torch.as_tensor(rows, device=device),
+        steps=torch.as_tensor(index.reshape(-1)[rows], device=device),
+    )
+
+
 def minibatches(
     seqs: Sequences,
     n_envs: int,
     batch_size: int,
     generator: torch.Generator | None,
+    learn: np.ndarray | None = None,
     device: torch.device | str = "cpu",
-) -> list[PaddedBatch]:
-    """Shuffle the sequences and pack them into minibatches of about `batch_size` steps each.
+) -> list[Minibatch]:
+    """One epoch's minibatches: `pack` the sequences, then pad each group (`make_minibatch`).
 
-    Sequences are added to a minibatch until it holds at least `batch_size` steps, so each holds
-    fewer than `batch_size` + the longest sequence; a remainder under half a batch joins the last
-    full minibatch instead of making a small, noisy one of its own.
+    `learn` [T, E] marks the steps to learn from (all when None).
     """
-    n = len(seqs.length)
-    order = (
-        torch.randperm(n, generator=generator).numpy() if generator is not None else np.arange(n)
-    )
-    groups: list[list[int]] = [[]]
-    filled = 0
-    for k in order.tolist():
-        groups[-1].append(k)
-        filled += int(seqs.length[k])
-        if filled >= batch_size:
-            groups.append([])
-            filled = 0
-    if not groups[-1]:
-        groups.pop()
-    elif len(groups) > 1 and filled < batch_size / 2:
-        groups[-2].extend(groups.pop())
-    batches = []
-    for group in groups:
-        chosen = np.asarray(group)
-        lengths = seqs.length[chosen]
-        max_len = int(lengths.max())
-        offsets = np.arange(max_len)[:, None]
-        t = seqs.start[chosen][None, :] + np.minimum(offsets, lengths[None, :] - 1)
-        index = t * n_envs + seqs.env[chosen][None, :]
-        batches.append(
-            PaddedBatch(
-                index=torch.as_tensor(index, device=device),
-                mask=torch.as_tensor(offsets < lengths[None, :], device=device),
-                first=torch.as_tensor(index[0], device=device),
-            )
-        )
-    return batches
+    flat_learn = np.ones(int(seqs.length.sum()), dtype=bool) if learn is None else learn.reshape(-1)
+    return [
+        make_minibatch(seqs, group, n_envs, flat_learn, device)
+        for group in pack(seqs.length, batch_size, generator)
+    ]

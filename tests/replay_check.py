@@ -10,13 +10,16 @@ def replay_errors(model: RecurrentPPO, buffer) -> tuple[float, float, int]:
     """Max |log-prob| and |value| differences over every minibatch of one epoch, and the number
     of sequences that start inside the rollout at an episode start."""
     seqs = split_sequences(buffer.episode_starts.cpu().numpy(), model.config.sequence_len)
+    learn = buffer.valid.cpu().numpy()
     worst_lp = worst_v = 0.0
+    batches = minibatches(
+        seqs, model.config.n_envs, model.config.batch_size, model.generator, learn, model.device
+    )
     with torch.no_grad():
-        for mb in minibatches(seqs, model.config.n_envs, model.config.batch_size, model.generator):
-            mask = mb.mask & buffer.valid.reshape(-1)[mb.index]
-            data = buffer.gather(mb.index[mask])
+        for mb in batches:
+            data = buffer.gather(mb.steps)
             dist, values = model.policy.evaluate(
-                data["observations"], buffer.initial_states(mb.first), mask
+                buffer.observations_at(mb.index), buffer.initial_states(mb.first), mb.rows
             )
             lp = dist.log_prob(data["actions"])
             worst_lp = max(worst_lp, (lp - data["log_probs"]).abs().max().item())

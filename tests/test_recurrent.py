@@ -60,63 +60,34 @@ def test_chrono_forget_leaves_the_input_gate_at_pytorch_init():
     assert inp.abs().max() <= 8**-0.5 and inp.abs().sum() > 0
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
-def test_single_step_cells_match_the_sequence_kernel(rnn_type):
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "peephole", "none"])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_single_steps_match_the_sequence_kernel(rnn_type, groups):
     torch.manual_seed(0)
-    core = RecurrentCore(3, 5, 2, rnn_type, groups=2)
+    core = RecurrentCore(3, 5, 2, rnn_type, groups=groups)
     x = torch.randn(4, 6, 3)
-    state = torch.randn(core.state_slots, 2, 6, 10)
+    state = torch.randn(core.state_slots, 2, 6, 5 * groups)
     with torch.enable_grad():
         seq_out, seq_state = core(x, state)
     stepped = state
     with torch.no_grad():
         for t in range(4):
-            out, stepped = core(x[t : t + 1], stepped)
-            torch.testing.assert_close(out[0], seq_out[t].detach(), atol=1e-6, rtol=1e-5)
+            out, stepped = core.step(x[t], stepped)
+            torch.testing.assert_close(out, seq_out[t].detach(), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(stepped, seq_state.detach(), atol=1e-6, rtol=1e-5)
 
 
-def test_peephole_lstm_with_closed_peepholes_is_a_plain_lstm():
-    from agent.peephole import PeepholeLSTM
-
+def test_step_weights_are_a_copy_made_again_after_an_update():
     torch.manual_seed(0)
-    peephole = PeepholeLSTM(3, 5, num_layers=2)
-    plain = torch.nn.LSTM(3, 5, num_layers=2)
-    plain.load_state_dict({k: v for k, v in peephole.state_dict().items() if "peep" not in k})
-    x = torch.randn(7, 4, 3)
-    state = (torch.randn(2, 4, 5), torch.randn(2, 4, 5))
-    out_p, (_, c_p) = peephole(x, state)
-    out_l, (_, c_l) = plain(x, state)
-    torch.testing.assert_close(out_p, out_l)
-    torch.testing.assert_close(c_p, c_l)
-    # open the peepholes: the gates now see the cell, and gradients reach the peephole weights
+    core = RecurrentCore(3, 5, 1, "lstm", groups=2)
+    x, state = torch.randn(4, 3), torch.randn(2, 1, 4, 10)
+    weights = core.step_weights()
+    before, _ = core.step(x, state, weights)
     with torch.no_grad():
-        peephole.peep_l0.fill_(0.5)
-    out_open, _ = peephole(x, state)
-    assert not torch.allclose(out_open, out_l)
-    out_open.sum().backward()
-    assert peephole.peep_l0.grad.abs().sum() > 0
-
-
-def test_peephole_matches_a_step_by_step_reference():
-    """The scripted loop against the equations of Gers & Schmidhuber written out per step."""
-    from agent.peephole import PeepholeLSTM
-
-    torch.manual_seed(1)
-    cell = PeepholeLSTM(2, 3)
-    with torch.no_grad():
-        cell.peep_l0.uniform_(-1, 1)
-    w_ih, w_hh, b_ih, b_hh, p = cell.layer_weights(0)
-    x = torch.randn(5, 2, 2)
-    h, c = torch.zeros(2, 3), torch.zeros(2, 3)
-    outs = []
-    for t in range(5):
-        z = x[t] @ w_ih.T + h @ w_hh.T + b_ih + b_hh
-        i = torch.sigmoid(z[:, 0:3] + p[0] * c)
-        f = torch.sigmoid(z[:, 3:6] + p[1] * c)
-        c = f * c + i * torch.tanh(z[:, 6:9])
-        o = torch.sigmoid(z[:, 9:12] + p[2] * c)
-        h = o * torch.tanh(c)
-        outs.append(h)
-    out, _ = cell(x, (torch.zeros(1, 2, 3), torch.zeros(1, 2, 3)))
-    torch.testing.assert_close(out, torch.stack(outs))
+        core.rnns[1].weight_hh_l0.mul_(2.0)  # as an optimizer step would
+    stale, _ = core.step(x, state, weights)
+    fresh, _ = core.step(x, state)
+    expected, _ = core(x.unsqueeze(0), state)
+    torch.testing.assert_close(fresh, expected[0].detach(), atol=1e-6, rtol=1e-5)
+    assert torch.equal(stale, before)
+    assert torch.equal(fresh[:, :5], before[:, :5]) and not torch.equal(fresh[:, 5:], before[:, 5:])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from agent.sequences import minibatches, split_sequences
+from agent.sequences import minibatches, pack, split_sequences
 
 
 def starts_fixture() -> np.ndarray:
@@ -33,19 +33,64 @@ def test_minibatches_cover_every_step_once(batch_size):
     T, E = 10, 2
     seqs = split_sequences(starts_fixture(), max_len=3)
     batches = minibatches(seqs, E, batch_size, torch.Generator().manual_seed(0))
-    covered = np.concatenate([b.index[b.mask].numpy() for b in batches])
+    covered = np.concatenate([b.steps.numpy() for b in batches])
     assert sorted(covered.tolist()) == list(range(T * E))
-    sizes = [int(b.mask.sum()) for b in batches]
+    sizes = [len(b.steps) for b in batches]
     assert all(s >= batch_size for s in sizes[:-1])
     assert all(s < batch_size + 3 for s in sizes[:-1]) or len(sizes) == 1
     assert sizes[-1] >= batch_size / 2 or len(sizes) == 1
     for b in batches:
-        # a sequence's steps are consecutive in time within one env
-        idx, mask = b.index.numpy(), b.mask.numpy()
+        idx = b.index.numpy()
+        real = np.zeros(idx.size, dtype=bool)
+        real[b.rows.numpy()] = True
+        real = real.reshape(idx.shape)
+        assert np.array_equal(idx.reshape(-1)[b.rows.numpy()], b.steps.numpy())
         for n in range(idx.shape[1]):
-            real = idx[mask[:, n], n]
-            assert np.all(np.diff(real) == E)
-            assert b.first[n].item() == real[0]
+            # a sequence's steps are consecutive in time within one env, real steps first
+            steps = idx[real[:, n], n]
+            assert np.all(np.diff(steps) == E)
+            assert b.first[n].item() == steps[0]
+            assert real[: len(steps), n].all()
+
+
+def test_packing_matches_the_rule_and_is_seeded():
+    lengths = np.array([3, 1, 3, 3, 3, 3, 1, 3])
+    a = pack(lengths, 5, torch.Generator().manual_seed(1))
+    b = pack(lengths, 5, torch.Generator().manual_seed(1))
+    assert [g.tolist() for g in a] == [g.tolist() for g in b]
+    assert sorted(np.concatenate(a).tolist()) == list(range(len(lengths)))
+    order = np.concatenate(a)
+    # Replaying the rule by hand: close a group once it holds >= 5 steps; a last group of
+    # fewer than 2.5 steps joins the one before.
+    expected, group, filled = [], [], 0
+    for k in order.tolist():
+        group.append(k)
+        filled += int(lengths[k])
+        if filled >= 5:
+            expected.append(group)
+            group, filled = [], 0
+    if group:
+        if filled < 2.5:
+            expected[-1] += group
+        else:
+            expected.append(group)
+    assert [g.tolist() for g in a] == expected
+
+
+def test_one_group_keeps_rollout_order():
+    lengths = np.array([4, 6, 7, 3])
+    for batch_size in (20, 25, 14):  # 14: 20 steps, a remainder of 6 or less joins
+        groups = pack(lengths, batch_size, torch.Generator().manual_seed(0))
+        assert [g.tolist() for g in groups] == [[0, 1, 2, 3]]
+
+
+def test_unlearned_steps_are_left_out_of_rows():
+    seqs = split_sequences(starts_fixture(), max_len=100)
+    learn = np.ones((10, 2), dtype=bool)
+    learn[3, 0] = False  # an autoreset step, last of its sequence
+    (mb,) = minibatches(seqs, 2, 20, None, learn)
+    assert 3 * 2 + 0 not in mb.steps.tolist()
+    assert len(mb.steps) == 19
 
 
 def test_rejects_non_positive_length():
