@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from gymnasium import spaces
 
@@ -14,6 +15,10 @@ class RolloutBuffer:
     Fields (all [T, E, ...]): observations, actions, log_probs, values, rewards, terminated,
     truncated, valid (False on the reset steps of NEXT_STEP autoreset), episode_starts (the state
     was reset before this step), and the recurrent state fed into each step.
+
+    While the rollout is collected, what the env returns is kept in numpy and the policy's
+    outputs in lists (a copy per field and step costs more than the step's math at small batch
+    sizes); `finish` turns them into tensors on the device.
     """
 
     def __init__(
@@ -21,37 +26,30 @@ class RolloutBuffer:
         n_steps: int,
         n_envs: int,
         observation_space: spaces.Space,
-        action_shape: tuple[int, ...],
-        action_dtype: torch.dtype,
         initial_state: torch.Tensor,
         device: torch.device,
     ) -> None:
         T, E = n_steps, n_envs
         self.n_steps, self.n_envs, self.device = T, E, device
         self.observations = allocate(observation_space, (T, E), device)
-        self.actions = torch.zeros(T, E, *action_shape, dtype=action_dtype, device=device)
-        f32 = {"dtype": torch.float32, "device": device}
-        self.log_probs = torch.zeros(T, E, **f32)
-        self.values = torch.zeros(T, E, **f32)
-        self.rewards = torch.zeros(T, E, **f32)
-        flags = {"dtype": torch.bool, "device": device}
-        self.terminated = torch.zeros(T, E, **flags)
-        self.truncated = torch.zeros(T, E, **flags)
-        self.valid = torch.zeros(T, E, **flags)
-        self.episode_starts = torch.zeros(T, E, **flags)
         # States are stored batch-second ([T, E, S, layers, H]) so that one flat index t * E + e
         # picks the state of a sequence's first step.
-        self.states = torch.zeros(T, *initial_state.permute(2, 0, 1, 3).shape, **f32)
-        self.advantages = torch.zeros(T, E, **f32)
-        self.returns = torch.zeros(T, E, **f32)
+        self.states = torch.zeros(
+            T, *initial_state.permute(2, 0, 1, 3).shape, dtype=torch.float32, device=device
+        )
+        self._np = {
+            name: np.zeros((T, E), dtype=np.float32 if name == "rewards" else bool)
+            for name in ("rewards", "terminated", "truncated", "valid", "episode_starts")
+        }
+        self._steps: dict[str, list[torch.Tensor]] = {"actions": [], "log_probs": [], "values": []}
 
     def add(
         self,
         t: int,
         obs: Obs,
         state: torch.Tensor,
-        episode_start: torch.Tensor,
-        valid: torch.Tensor,
+        episode_start: np.ndarray,
+        valid: np.ndarray,
         actions: torch.Tensor,
         log_probs: torch.Tensor,
         values: torch.Tensor,
@@ -63,19 +61,27 @@ class RolloutBuffer:
 
         tree_map2(put, self.observations, obs)
         self.states[t] = state.permute(2, 0, 1, 3)
-        self.episode_starts[t] = episode_start
-        self.valid[t] = valid
-        self.actions[t] = actions
-        self.log_probs[t] = log_probs
-        self.values[t] = values
+        self._np["episode_starts"][t] = episode_start
+        self._np["valid"][t] = valid
+        for name, value in (("actions", actions), ("log_probs", log_probs), ("values", values)):
+            self._steps[name].append(value)
 
     def add_outcome(
-        self, t: int, rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor
+        self, t: int, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray
     ) -> None:
         """Store what the environment returned for step t."""
-        self.rewards[t] = rewards
-        self.terminated[t] = terminated
-        self.truncated[t] = truncated
+        self._np["rewards"][t] = rewards
+        self._np["terminated"][t] = terminated
+        self._np["truncated"][t] = truncated
+
+    def finish(self) -> None:
+        """Make every field a tensor on the device, once all `n_steps` steps are stored."""
+        for name, values in self._steps.items():
+            setattr(self, name, torch.stack(values))
+        for name, array in self._np.items():
+            setattr(self, name, torch.as_tensor(array, device=self.device))
+        self.advantages = torch.zeros_like(self.values)
+        self.returns = torch.zeros_like(self.values)
 
     def _flat(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         return x.reshape(self.n_steps * self.n_envs, *x.shape[2:])[index]

@@ -113,10 +113,12 @@ class RecurrentActorCritic(nn.Module):
         Returns the action distribution and the values at `rows`, flat [n]. Padding follows a
         sequence's real steps, so it never affects them; the heads only see the chosen rows.
         """
-        out = self.core(self.encoder(obs), state)[0]
-        out = out.reshape(-1, out.shape[-1]).index_select(0, rows)
-        dist = self.action_head(self.pi_mlp(out[..., : self.hidden_size]))
-        values = self.value_head(self.vf_mlp(out[..., -self.hidden_size :])).squeeze(-1)
+        outs = [
+            out.reshape(-1, out.shape[-1]).index_select(0, rows)
+            for out in self.core.outputs(self.encoder(obs), state)
+        ]
+        dist = self.action_head(self.pi_mlp(outs[0]))  # the actor's core (or the shared one)
+        values = self.value_head(self.vf_mlp(outs[-1])).squeeze(-1)  # the critic's
         return dist, values
 
     @torch.no_grad()

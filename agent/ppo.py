@@ -269,44 +269,40 @@ class RecurrentPPO:
         episode bootstraps from. The recurrent state is zeroed before the first step of each
         episode.
         """
-        cfg, env, device = self.config, self.env, self.device
+        cfg, env = self.config, self.env
         buffer = RolloutBuffer(
-            cfg.n_steps,
-            cfg.n_envs,
-            self.observation_space,
-            self._action_shape(),
-            self._action_dtype(),
-            self._state,
-            device,
+            cfg.n_steps, cfg.n_envs, self.observation_space, self._state, self.device
         )
         self.policy.eval()
         weights = self.policy.core.step_weights()  # the parameters stay fixed during a rollout
-        for t in range(cfg.n_steps):
-            self._check_stop()
-            obs = self._obs_to_tensor(self._last_obs, update_stats=True)
-            state = reset_state(self._state, self._episode_start)
-            step = self.policy.step(obs, state, weights=weights)
-            env_actions = self.policy.action_head.to_env(step.actions.cpu().numpy())
-            next_obs, rewards, terminated, truncated, infos = env.step(env_actions)
-            if self.reward_normalizer is not None:
-                rewards = self.reward_normalizer(rewards, terminated | truncated)
-            buffer.add(
-                t, obs, state, self._episode_start, ~self._reset_step,
-                step.actions, step.log_prob, step.values,
-            )  # fmt: skip
-            buffer.add_outcome(
-                t,
-                torch.as_tensor(rewards, dtype=torch.float32, device=device),
-                torch.as_tensor(terminated, device=device),
-                torch.as_tensor(truncated, device=device),
-            )
-            self.episode_stats.record(infos)
-            self._episode_start = self._reset_step  # a reset step returns a first observation
-            self._reset_step = buffer.terminated[t] | buffer.truncated[t]
-            self._state = step.state
-            self._last_obs = next_obs
-            self.num_timesteps += cfg.n_envs
+        # The flags live in numpy during the rollout: most steps start no episode, and then the
+        # state needs no reset.
+        starts = self._episode_start.cpu().numpy().copy()
+        resets = self._reset_step.cpu().numpy().copy()
+        try:
+            for t in range(cfg.n_steps):
+                self._check_stop()
+                obs = self._obs_to_tensor(self._last_obs, update_stats=True)
+                state = self._state
+                if starts.any():
+                    state = reset_state(state, torch.as_tensor(starts, device=self.device))
+                step = self.policy.step(obs, state, weights=weights)
+                env_actions = self.policy.action_head.to_env(step.actions.cpu().numpy())
+                next_obs, rewards, terminated, truncated, infos = env.step(env_actions)
+                if self.reward_normalizer is not None:
+                    rewards = self.reward_normalizer(rewards, terminated | truncated)
+                buffer.add(t, obs, state, starts, ~resets, step.actions, step.log_prob, step.values)
+                buffer.add_outcome(t, rewards, terminated, truncated)
+                self.episode_stats.record(infos)
+                starts, resets = resets, terminated | truncated  # a reset step returns a first obs
+                self._state = step.state
+                self._last_obs = next_obs
+                self.num_timesteps += cfg.n_envs
+        finally:
+            self._episode_start = torch.as_tensor(starts, device=self.device)
+            self._reset_step = torch.as_tensor(resets, device=self.device)
 
+        buffer.finish()
         last_obs = self._obs_to_tensor(self._last_obs, update_stats=False)
         last_values = self.policy.value(
             last_obs, reset_state(self._state, self._episode_start), weights
@@ -502,18 +498,6 @@ class RecurrentPPO:
         return env_actions, tuple(step.state.cpu().numpy())
 
     # ---------------------------------------------------------------------- saving, loading ---
-
-    def _action_shape(self) -> tuple[int, ...]:
-        space = self.action_space
-        return () if isinstance(space, spaces.Discrete) else tuple(space.shape)
-
-    def _action_dtype(self) -> torch.dtype:
-        space = self.action_space
-        return (
-            torch.long
-            if isinstance(space, spaces.Discrete | spaces.MultiDiscrete)
-            else torch.float32
-        )
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write a checkpoint (atomically) with everything needed to predict and to resume."""

@@ -113,22 +113,40 @@ class RecurrentCore(nn.Module):
         Returns the outputs [L, N, G * H] and the state after the last step.
         """
         if self.rnn_type == "none":
-            return torch.cat([rnn(x) for rnn in self.rnns], dim=-1), state
-        H = self.hidden_size
+            return torch.cat(self.outputs(x, state), dim=-1), state
         outs, states = [], []
-        for g, rnn in enumerate(self.rnns):
-            part = state[..., g * H : (g + 1) * H]
-            if self.state_slots == 2:
-                out, (h, c) = rnn(x, (part[0].contiguous(), part[1].contiguous()))
+        for rnn, (h0, c0) in zip(self.rnns, self._group_states(state), strict=True):
+            if c0 is not None:
+                out, (h, c) = rnn(x, (h0, c0))
                 new = torch.stack((h, c))
             else:
-                out, h = rnn(x, part[0].contiguous())
+                out, h = rnn(x, h0)
                 new = h.unsqueeze(0)
             outs.append(out)
             states.append(new)
         if self.groups == 1:
             return outs[0], states[0]
         return torch.cat(outs, dim=-1), torch.cat(states, dim=-1)
+
+    def outputs(self, x: torch.Tensor, state: torch.Tensor) -> list[torch.Tensor]:
+        """`forward`'s outputs, one [L, N, H] tensor per network, without the final state: what
+        training needs, in fewer operations (and fewer to differentiate)."""
+        if self.rnn_type == "none":
+            return [rnn(x) for rnn in self.rnns]
+        return [
+            rnn(x, h0 if c0 is None else (h0, c0))[0]
+            for rnn, (h0, c0) in zip(self.rnns, self._group_states(state), strict=True)
+        ]
+
+    def _group_states(self, state: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Each network's (h, c) (c None for a GRU), contiguous [layers, N, H]."""
+        H = self.hidden_size
+        parts = []
+        for g in range(self.groups):
+            part = state[..., g * H : (g + 1) * H]
+            c = part[1].contiguous() if self.state_slots == 2 else None
+            parts.append((part[0].contiguous(), c))
+        return parts
 
     @torch.no_grad()
     def step(

@@ -24,11 +24,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# rl-baselines3-zoo's ppo_lstm hyperparameters for CartPoleNoVel-v1 (hyperparams/ppo_lstm.yml):
-# 8 envs, n_steps 32, batch 256, 20 epochs, gamma 0.98, lambda 0.8, lr 1e-3 (linear), clip 0.2,
-# no entropy bonus, LSTM of 64 units for actor and for critic, MLP heads [64], ortho_init off,
-# VecNormalize on observations and rewards. Both sides use Tanh MLPs and a constant clip range
-# (the zoo anneals it linearly and uses ReLU) so that the two configurations are identical.
+# rl-baselines3-zoo's ppo_lstm hyperparameters for CartPoleNoVel-v1 (hyperparams/ppo_lstm.yml, as
+# listed in the model card of sb3/ppo_lstm-CartPoleNoVel-v1 on the Hugging Face Hub): 8 envs,
+# n_steps 32, batch 256, 20 epochs, gamma 0.98, lambda 0.8, lr 1e-3 (linear), clip 0.2 (linear),
+# no entropy bonus, ReLU, ortho_init off, an LSTM of 64 units for the actor and one for the
+# critic, MLP heads [64], VecNormalize on observations only. Both sides here keep the clip range
+# constant (ours has no clip schedule); everything else is the zoo's.
 TASKS: dict[str, dict[str, Any]] = {
     "cartpole": {
         "env": "Memory/CartPoleNoVel-v0",
@@ -45,8 +46,9 @@ TASKS: dict[str, dict[str, Any]] = {
             "clip_range": 0.2,
             "ent_coef": 0.0,
             "lstm_hidden_size": 64,
+            "activation_fn": "relu",
         },
-        "normalize": True,
+        "normalize_obs": True,
         "eval_episodes": 20,
     },
     # A long-gap T-maze with 64 envs: the cost of long sequences (whole-episode BPTT), with the
@@ -71,7 +73,7 @@ TASKS: dict[str, dict[str, Any]] = {
             "lstm_hidden_size": 64,
         },
         "sb3_hp": {"n_steps": 301, "batch_size": 602},
-        "normalize": False,
+        "normalize_obs": False,
         "eval_episodes": 50,
     },
 }
@@ -87,8 +89,7 @@ def run_ours(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, A
         task["env"],
         env_kwargs=task["env_kwargs"],
         lr_schedule="linear",
-        normalize_obs=task["normalize"],
-        normalize_reward=task["normalize"],
+        normalize_obs=task["normalize_obs"],
         ortho_init=False,
         net_arch=[64],
         device="cpu",
@@ -111,6 +112,7 @@ def run_ours(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, A
 
 def run_sb3(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, Any]) -> dict:
     import numpy as np
+    import torch
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -123,9 +125,10 @@ def run_sb3(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, An
     optimizer_kwargs = {"eps": hp.pop("adam_eps")} if "adam_eps" in hp else {}
     hidden = hp.pop("lstm_hidden_size")
     lr = hp.pop("learning_rate")
+    activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[hp.pop("activation_fn", "tanh")]
     env = make_vec_env(task["env"], n_envs=n_envs, seed=seed, env_kwargs=task["env_kwargs"])
-    if task["normalize"]:
-        env = VecNormalize(env, gamma=hp["gamma"])
+    if task["normalize_obs"]:
+        env = VecNormalize(env, norm_obs=True, norm_reward=False, gamma=hp["gamma"])
     model = RecurrentPPO(
         "MlpLstmPolicy",
         env,
@@ -135,6 +138,7 @@ def run_sb3(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, An
             "lstm_hidden_size": hidden,
             "enable_critic_lstm": True,
             "net_arch": {"pi": [64], "vf": [64]},
+            "activation_fn": activation,
             "optimizer_kwargs": optimizer_kwargs,
         },
         device="cpu",
@@ -144,10 +148,10 @@ def run_sb3(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, An
     start = time.perf_counter()
     model.learn(steps)
     wall = time.perf_counter() - start
-    if task["normalize"]:
-        env.training, env.norm_reward = False, False
+    if task["normalize_obs"]:
+        env.training = False
     eval_env = make_vec_env(task["env"], n_envs=1, seed=seed + 1000, env_kwargs=task["env_kwargs"])
-    if task["normalize"]:
+    if task["normalize_obs"]:
         eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
         eval_env.obs_rms = env.obs_rms
     mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=task["eval_episodes"])
