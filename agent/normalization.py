@@ -14,8 +14,13 @@ class ObsNormalizer:
         self.rms = RunningMeanStd(shape=shape)
         self.clip, self.epsilon = clip, epsilon
 
-    def __call__(self, obs: np.ndarray, update: bool) -> np.ndarray:
-        if update:
+    def __call__(self, obs: np.ndarray, update: bool | np.ndarray) -> np.ndarray:
+        """Normalise a batch; `update`: True, False, or a [B] mask of the rows that update the
+        running statistics first."""
+        if isinstance(update, np.ndarray):
+            if update.any():
+                self.rms.update(np.asarray(obs, dtype=np.float64)[update])
+        elif update:
             self.rms.update(np.asarray(obs, dtype=np.float64))
         normed = (obs - self.rms.mean) / np.sqrt(self.rms.var + self.epsilon)
         return np.clip(normed, -self.clip, self.clip).astype(np.float32)

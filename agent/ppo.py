@@ -189,7 +189,7 @@ class RecurrentPPO:
             raise ValueError("normalize_obs supports non-image Box observation spaces only")
         return ObsNormalizer(tuple(space.shape))
 
-    def _obs_to_tensor(self, obs: Any, update_stats: bool) -> Obs:
+    def _obs_to_tensor(self, obs: Any, update_stats: bool | np.ndarray) -> Obs:
         if self.obs_normalizer is not None:
             obs = self.obs_normalizer(obs, update=update_stats)
         return to_tensor(obs, self.device)
@@ -274,7 +274,7 @@ class RecurrentPPO:
             cfg.n_steps, cfg.n_envs, self.observation_space, self._state, self.device
         )
         self.policy.eval()
-        weights = self.policy.core.step_weights()  # the parameters stay fixed during a rollout
+        weights = self.policy.step_weights()  # the parameters stay fixed during a rollout
         # The flags live in numpy during the rollout: most steps start no episode, and then the
         # state needs no reset.
         starts = self._episode_start.cpu().numpy().copy()
@@ -282,7 +282,9 @@ class RecurrentPPO:
         try:
             for t in range(cfg.n_steps):
                 self._check_stop()
-                obs = self._obs_to_tensor(self._last_obs, update_stats=True)
+                # A reset step's observation is the final one of the episode that ended, which
+                # SB3's VecNormalize leaves out of its statistics: so do we.
+                obs = self._obs_to_tensor(self._last_obs, update_stats=~resets)
                 state = self._state
                 if starts.any():
                     state = reset_state(state, torch.as_tensor(starts, device=self.device))
@@ -355,8 +357,13 @@ class RecurrentPPO:
                     dist.log_prob(batch.actions), batch.log_probs, batch.advantages, cfg.clip_range
                 )
                 vf = value_loss(values, batch.values, batch.returns, cfg.clip_range_vf)
-                entropy = dist.entropy().mean()
-                loss = pg.loss + cfg.vf_coef * vf - cfg.ent_coef * entropy
+                loss = pg.loss + cfg.vf_coef * vf
+                if cfg.ent_coef != 0.0:
+                    entropy = dist.entropy().mean()
+                    loss = loss - cfg.ent_coef * entropy
+                else:  # logged only: no need to differentiate it
+                    with torch.no_grad():
+                        entropy = dist.entropy().mean()
                 if cfg.target_kl is not None and pg.approx_kl.item() > 1.5 * cfg.target_kl:
                     continue_training = False
                     break

@@ -4,6 +4,7 @@ Each run happens in a fresh subprocess (so peak RSS is per run), one after the o
 parallel. Prints wall time, steps/s, final score, peak memory and the ratios.
 
     python benchmarks/throughput.py                       # CartPoleNoVel, 100k steps each
+    python benchmarks/throughput.py --seeds 3             # ... seeds 0, 1, 2 for each side
     python benchmarks/throughput.py --task tmaze          # gap 300, 64 envs, 100k steps each
     python benchmarks/throughput.py --only ours --task tmaze   # skip sb3-contrib
     python benchmarks/throughput.py --sweep n_envs        # our cost as n_envs grows (1 to 256)
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,6 +205,7 @@ def main() -> None:
     parser.add_argument("--task", choices=sorted(TASKS), default="cartpole")
     parser.add_argument("--steps", type=int, default=0, help="0: the task's default")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1, help="seeds from --seed on, each side")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both sides")
     parser.add_argument("--only", choices=["ours", "sb3"], default=None)
     parser.add_argument("--sweep", choices=["n_envs", "bptt_len"], default=None)
@@ -219,22 +222,33 @@ def main() -> None:
     if args.sweep:
         sweep(args)
         return
-    results = {}
-    for who in ("ours", "sb3"):
-        if args.only and who != args.only:
-            continue
-        r = spawn(who, args, {})
-        r["sps"] = r["steps"] / r["wall"]
-        results[who] = r
-        print(
-            f"{who:5s} wall {r['wall']:8.1f} s  {r['sps']:8.0f} steps/s  score {r['score']:8.2f}  "
-            f"peak RSS {r['peak_rss_mb']:7.0f} MB",
-            flush=True,
-        )
-    if len(results) == 2:
-        print(
-            f"speed-up (sb3-contrib wall / ours): {results['sb3']['wall'] / results['ours']['wall']:.1f}x"
-        )
+    sides = [who for who in ("ours", "sb3") if args.only in (None, who)]
+    results: dict[str, list[dict]] = {who: [] for who in sides}
+    first_seed = args.seed
+    for seed in range(first_seed, first_seed + args.seeds):
+        # Seed by seed, the two sides run back to back, so that a slow spell of a shared
+        # machine falls on both rather than on one.
+        args.seed = seed
+        for who in sides:
+            r = spawn(who, args, {})
+            r["sps"] = r["steps"] / r["wall"]
+            results[who].append(r)
+            print(
+                f"{who:5s} seed {seed}  wall {r['wall']:7.1f} s  {r['sps']:7.0f} steps/s  "
+                f"score {r['score']:7.2f}  peak RSS {r['peak_rss_mb']:5.0f} MB",
+                flush=True,
+            )
+    if args.seeds > 1:
+        for who in sides:
+            runs = results[who]
+            print(
+                f"{who:5s} mean over {len(runs)} seeds: wall {mean(r['wall'] for r in runs):7.1f} s  "
+                f"score {mean(r['score'] for r in runs):7.2f}"
+            )
+    if len(sides) == 2:
+        ours = sum(r["wall"] for r in results["ours"])
+        sb3 = sum(r["wall"] for r in results["sb3"])
+        print(f"speed-up (sb3-contrib wall / ours): {sb3 / ours:.1f}x")
 
 
 def sweep(args: argparse.Namespace) -> None:
