@@ -33,6 +33,7 @@ class Parameters:
             raise ValueError("the module has no parameters")
         self.sizes = [p.numel() for p in self.params]
         self.flat: nn.Parameter | None = None
+        self._fused_kernel = getattr(torch, "_fused_adam_", None)
         if flat:
             self.flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in self.params]))
             self.flat.grad = torch.zeros_like(self.flat)
@@ -82,6 +83,36 @@ class Parameters:
         norm = torch.linalg.vector_norm(grad)
         grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0))
         return norm
+
+    def adam_step(self, optimizer: torch.optim.Adam) -> None:
+        """`optimizer.step()`, for a fused Adam over the flat tensor without the step's Python
+        bookkeeping (about 60 us per call, a fifth of a small network's whole update on a CPU):
+        the same kernel, called directly. Anything else goes through `optimizer.step()`."""
+        group = optimizer.param_groups[0]
+        state = optimizer.state.get(self.flat) if self.flat is not None else None
+        fast = (
+            state  # the first step initialises the state the standard way
+            and self._fused_kernel is not None
+            and group["fused"]
+            and not (group["amsgrad"] or group["maximize"] or group["differentiable"])
+            and not isinstance(group["lr"], torch.Tensor)
+        )
+        if not fast:
+            optimizer.step()
+            return
+        state["step"].add_(1)
+        beta1, beta2 = group["betas"]
+        try:
+            self._fused_kernel(
+                [self.flat], [self.flat.grad], [state["exp_avg"]], [state["exp_avg_sq"]], [],
+                [state["step"]], amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2,
+                weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
+                grad_scale=None, found_inf=None,
+            )  # fmt: skip
+        except (TypeError, RuntimeError):  # another torch's kernel: use the public path
+            state["step"].sub_(1)
+            self._fused_kernel = None
+            optimizer.step()
 
     def optimizer_state(self, state: dict[str, Any]) -> dict[str, Any]:
         """An optimiser state dict for `tensors`, from one saved for either layout: the module's

@@ -379,7 +379,7 @@ class RecurrentPPO:
                         "loss); likely causes: a learning rate too high, "
                         "unnormalised observations or rewards, or NaN/inf from the env"
                     )
-                self.optimizer.step()
+                self.params.adam_step(self.optimizer)
                 for key, value in (
                     ("pg", pg.loss), ("vf", vf), ("ent", entropy), ("kl", pg.approx_kl),
                     ("clip", pg.clip_fraction), ("grad", grad_norm),

@@ -67,7 +67,9 @@ def pack(
     that is learned), so that the same minibatch can be reused from one epoch to the next.
     """
     n = len(lengths)
-    if int(lengths.sum()) < batch_size:
+    if int(lengths.sum()) < 1.5 * batch_size:
+        # One group whatever the order: the first group closes with at least `batch_size`
+        # steps, leaving less than half a batch, which joins it.
         return [np.arange(n)]
     order = (
         torch.randperm(n, generator=generator).numpy() if generator is not None else np.arange(n)

@@ -89,3 +89,23 @@ def test_optimizer_state_of_another_model_is_refused():
     other = Parameters(nn.Linear(2, 2), flat=True)
     with pytest.raises(ValueError, match="parameters"):
         other.optimizer_state(oa.state_dict())
+
+
+def test_direct_adam_step_equals_the_optimizer_step():
+    (a, pa, oa), (b, pb, ob) = pair()
+    oa = torch.optim.Adam(pa.tensors, lr=1e-2, eps=1e-7, fused=True)
+    ob = torch.optim.Adam(pb.tensors, lr=1e-2, eps=1e-7, fused=True)
+    public_steps = []
+    public_step = ob.step
+    ob.step = lambda: public_steps.append(1) or public_step()
+    for k in range(4):
+        x = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(k))
+        for net, params, opt in ((a, pa, oa), (b, pb, ob)):
+            params.zero_grad()
+            loss_of(net, x).backward()
+            params.clip_grad_norm_(0.1)
+            params.adam_step(opt)
+    assert len(public_steps) == 1  # only the first, which makes the state; then the kernel
+    assert float(ob.state[pb.flat]["step"]) == 4.0
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)

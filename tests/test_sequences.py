@@ -53,33 +53,47 @@ def test_minibatches_cover_every_step_once(batch_size):
             assert real[: len(steps), n].all()
 
 
+def rule(order: list[int], lengths: np.ndarray, batch_size: int) -> list[list[int]]:
+    """The packing rule, by hand: close a group once it holds >= batch_size steps; a last group
+    of fewer than half a batch joins the one before."""
+    groups, group, filled = [], [], 0
+    for k in order:
+        group.append(k)
+        filled += int(lengths[k])
+        if filled >= batch_size:
+            groups.append(group)
+            group, filled = [], 0
+    if group:
+        if groups and filled < batch_size / 2:
+            groups[-1] += group
+        else:
+            groups.append(group)
+    return groups
+
+
 def test_packing_matches_the_rule_and_is_seeded():
     lengths = np.array([3, 1, 3, 3, 3, 3, 1, 3])
     a = pack(lengths, 5, torch.Generator().manual_seed(1))
     b = pack(lengths, 5, torch.Generator().manual_seed(1))
     assert [g.tolist() for g in a] == [g.tolist() for g in b]
     assert sorted(np.concatenate(a).tolist()) == list(range(len(lengths)))
-    order = np.concatenate(a)
-    # Replaying the rule by hand: close a group once it holds >= 5 steps; a last group of
-    # fewer than 2.5 steps joins the one before.
-    expected, group, filled = [], [], 0
-    for k in order.tolist():
-        group.append(k)
-        filled += int(lengths[k])
-        if filled >= 5:
-            expected.append(group)
-            group, filled = [], 0
-    if group:
-        if filled < 2.5:
-            expected[-1] += group
-        else:
-            expected.append(group)
-    assert [g.tolist() for g in a] == expected
+    assert [g.tolist() for g in a] == rule(np.concatenate(a).tolist(), lengths, 5)
+
+
+def test_under_one_and_a_half_batches_the_rule_always_makes_one_group():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        lengths = rng.integers(1, 33, size=rng.integers(1, 20))
+        batch_size = int(rng.integers(1, 400))
+        if lengths.sum() < 1.5 * batch_size:
+            assert len(rule(rng.permutation(len(lengths)).tolist(), lengths, batch_size)) == 1
+            assert len(pack(lengths, batch_size, torch.Generator().manual_seed(0))) == 1
 
 
 def test_one_group_keeps_rollout_order():
     lengths = np.array([4, 6, 7, 3])
     for batch_size in (20, 25, 14):  # 14: 20 steps, a remainder of 6 or less joins
+        assert 1.5 * batch_size > 20
         groups = pack(lengths, batch_size, torch.Generator().manual_seed(0))
         assert [g.tolist() for g in groups] == [[0, 1, 2, 3]]
 
