@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
+import itertools
 import shlex
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from agent import CheckpointError, NumericalError, RecurrentPPO
 from agent.callbacks import GracefulInterrupt, RunPaths, TrainingCallback
 from agent.cli import (
-    PPOConfig,
     UsageError,
     config_overrides,
     default_run_dir,
@@ -29,6 +27,7 @@ from agent.cli import (
     resolve_settings,
     train_parser,
 )
+from agent.runs import write_config
 
 
 @dataclasses.dataclass
@@ -61,23 +60,56 @@ def new_run(args: argparse.Namespace) -> Run:
     _check_run_options(args)
     settings = resolve_settings(args)
     env_id, config = settings.env_id, settings.config
+    for note in settings.notes:
+        print(f"note: {note}", flush=True)
+    if args.run_dir:
+        _refuse_a_used_folder(RunPaths(Path(args.run_dir)))  # early, before the env is built
+    model = RecurrentPPO(env_id, config, env_kwargs=settings.env_kwargs, wrappers=settings.wrappers)
+    try:
+        paths = claim_run_dir(Path(args.run_dir) if args.run_dir else None, env_id, config.seed)
+    except UsageError:
+        model.close()
+        raise
+    model.tensorboard_log = paths.tensorboard
+    write_config(paths, model, settings.total_timesteps)
+    return Run(model, paths, settings.total_timesteps, resumed=False)
 
-    paths = RunPaths(Path(args.run_dir) if args.run_dir else default_run_dir(env_id, config.seed))
-    if paths.config.exists() or paths.last.exists():
+
+def claim_run_dir(run_dir: Path | None, env_id: str, seed: int) -> RunPaths:
+    """Make the run's folder its own, atomically, so that two runs never share one.
+
+    `--run-dir` is claimed by creating its `config.yaml` exclusively (the folder may exist, but
+    not hold a run). The default `runs/<env>__<seed>__<time>` is claimed by creating the folder
+    itself; when another run took that name in the same second, `-2`, `-3`, ... are tried.
+    Raises `UsageError` when `run_dir` already holds a run.
+    """
+    if run_dir is not None:
+        paths = RunPaths(run_dir)
+        _refuse_a_used_folder(paths)
+        paths.root.mkdir(parents=True, exist_ok=True)
+        try:
+            paths.config.open("x").close()
+        except FileExistsError:
+            _refuse_a_used_folder(paths, taken=True)
+        return paths
+    base = default_run_dir(env_id, seed)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        root = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            root.mkdir()
+        except FileExistsError:
+            continue
+        return RunPaths(root)
+    raise AssertionError("unreachable")
+
+
+def _refuse_a_used_folder(paths: RunPaths, taken: bool = False) -> None:
+    if taken or paths.config.exists() or paths.last.exists():
         raise UsageError(
             f"{paths.root} already holds a run; continue it with --resume {paths.root} "
             "or choose another --run-dir"
         )
-    model = RecurrentPPO(
-        env_id,
-        config,
-        env_kwargs=settings.env_kwargs,
-        wrappers=settings.wrappers,
-        tensorboard_log=paths.tensorboard,
-    )
-    paths.root.mkdir(parents=True, exist_ok=True)
-    write_config(paths, model, settings.total_timesteps)
-    return Run(model, paths, settings.total_timesteps, resumed=False)
 
 
 def resume_run(args: argparse.Namespace) -> Run:
@@ -124,6 +156,13 @@ def resume_run(args: argparse.Namespace) -> Run:
         )
     write_config(paths, model, total)
     print(f"resuming {checkpoint} at step {model.num_timesteps}")
+    if not model.continues_episodes:
+        print(
+            f"note: {model.env_spec['id']} cannot save its state as data, so training goes on "
+            "with fresh episodes (seeded from the step count); the episodes in progress when "
+            "the run stopped are not continued",
+            flush=True,
+        )
     return Run(model, paths, total, resumed=True)
 
 
@@ -131,31 +170,8 @@ def _check_run_options(args: argparse.Namespace) -> None:
     resolve_schedule(args, {})
     if args.total_timesteps is not None and args.total_timesteps <= 0:
         raise UsageError(f"--total-timesteps must be positive, got {args.total_timesteps}")
-
-
-def write_config(paths: RunPaths, model: RecurrentPPO, total_timesteps: int) -> None:
-    """`config.yaml`: env, env_kwargs, wrappers, total_timesteps, then every hyperparameter.
-    It is itself a preset: `train.py --config RUN/config.yaml` repeats the run."""
-    spec = model.env_spec
-    config: PPOConfig = model.config
-    record: dict[str, Any] = {
-        "env": spec["id"],
-        "env_kwargs": _plain(spec["kwargs"]),
-        "wrappers": list(spec["wrappers"]),
-        "total_timesteps": int(total_timesteps),
-        **config.to_dict(),
-    }
-    paths.root.mkdir(parents=True, exist_ok=True)
-    paths.config.write_text(yaml.safe_dump(record, sort_keys=False))
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists, so that `yaml.safe_dump` can write `--env-kwargs size=(3,3)`."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+    if args.log_memory and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--log-memory draws figures with matplotlib: pip install matplotlib")
 
 
 # ---------------------------------------------------------------------------- training ---

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import difflib
 import inspect
 import itertools
 import re
@@ -23,14 +24,18 @@ from typing import Any, NoReturn
 
 import yaml
 
+from agent import zoo
 from agent.config import ConfigError, PPOConfig
+from agent.wrappers import WrapperSpec, wrapper_parts, wrapper_spec
 
 DEFAULT_ENV = "Memory/TMaze-v0"
 """The task `python train.py` trains when neither `--env` nor `--config` is given."""
 DEFAULT_ENV_KWARGS: dict[str, Any] = {"length": 10}
 """A short T-maze gap: solved in minutes on a CPU."""
 DEFAULT_TOTAL_TIMESTEPS = 200_000
-DEFAULT_PRESET = Path(__file__).resolve().parent.parent / "configs" / "tmaze-short.yaml"
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+"""The presets that `--config NAME` finds by name."""
+DEFAULT_PRESET = CONFIGS / "tmaze-short.yaml"
 """Used for the defaults of `python train.py` when it exists."""
 
 RUN_KEYS = ("env", "env_kwargs", "wrappers", "total_timesteps")
@@ -47,8 +52,8 @@ class UsageError(ValueError):
 def one_line(error: BaseException) -> str:
     """The first line of an error's message (its type's name when it has none), for the
     one-line `error: ...` that the scripts print instead of a traceback."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()  # no terminal escapes
+    return text.splitlines()[0].strip() if text else type(error).__name__
 
 
 class _Unset:
@@ -63,7 +68,12 @@ UNSET: Any = _Unset()
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, `error: ...`, with exit code 2."""
+    """An ArgumentParser whose errors are one line, `error: ...`, with exit code 2, and that
+    takes no abbreviated flags (`--n-env 4` is an error, not `--n-envs 4`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
@@ -113,6 +123,19 @@ def _optional(convert: typing.Callable[[str], Any]) -> typing.Callable[[str], An
         return convert(text)
 
     parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+def _named(convert: Any) -> Any:
+    """`int` and `float` under the names argparse prints: `invalid integer value: 'lots'`."""
+    name = {int: "integer", float: "number"}.get(convert)
+    if name is None:
+        return convert
+
+    def parse(text: str) -> Any:
+        return convert(text)
+
+    parse.__name__ = name
     return parse
 
 
@@ -168,10 +191,16 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type = PPOConfig) -> 
         elif typing.get_origin(tp) is list:
             (item,) = typing.get_args(tp)
             group.add_argument(
-                name, dest=f.name, nargs="+", type=item, default=UNSET, metavar="N", help=help_text
+                name,
+                dest=f.name,
+                nargs="+",
+                type=_named(item),
+                default=UNSET,
+                metavar="N",
+                help=help_text,
             )
         else:
-            convert = _optional(tp) if optional else tp
+            convert = _optional(_named(tp)) if optional else _named(tp)
             metavar = tp.__name__.upper() + ("|none" if optional else "")
             group.add_argument(
                 name, dest=f.name, type=convert, default=UNSET, metavar=metavar, help=help_text
@@ -190,7 +219,7 @@ def config_overrides(args: argparse.Namespace, cls: type = PPOConfig) -> dict[st
 # --------------------------------------------------------------------------- env inputs ---
 
 
-def parse_env_kwargs(items: list[str] | None) -> dict[str, Any]:
+def parse_env_kwargs(items: list[str] | None, flag: str = "--env-kwargs") -> dict[str, Any]:
     """`["length=100", "noise=0.1", "name=abc"]` -> {"length": 100, "noise": 0.1, "name": "abc"}.
 
     Values are Python literals (`ast.literal_eval`), falling back to the raw string.
@@ -200,7 +229,7 @@ def parse_env_kwargs(items: list[str] | None) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key.isidentifier():
-            raise UsageError(f"--env-kwargs expects key=value pairs, got {item!r}")
+            raise UsageError(f"{flag} expects key=value pairs, got {item!r}")
         try:
             kwargs[key] = ast.literal_eval(text)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -208,28 +237,71 @@ def parse_env_kwargs(items: list[str] | None) -> dict[str, Any]:
     return kwargs
 
 
-def load_preset(path: str | Path) -> dict[str, Any]:
+def preset_path(name: str | Path) -> Path:
+    """`--config` as given: a YAML file, else the name of a preset in `configs/`
+    (`tmaze-short`). Raises `UsageError` listing the presets when neither exists."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    named = CONFIGS / f"{path.name.removesuffix('.yaml')}.yaml"
+    if path.parent == Path() and named.is_file():
+        return named
+    if path.parent != Path():
+        raise UsageError(f"cannot read preset {path}: no such file")
+    presets = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+    close = difflib.get_close_matches(path.stem, presets, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise UsageError(
+        f"no preset {str(name)!r}: not a file, nor a name in configs/ ({hint}presets: "
+        f"{', '.join(presets)})"
+    )
+
+
+def read_preset(path: str | Path, env: str | None = None) -> tuple[dict[str, Any], list[str]]:
     """Read a YAML preset: hyperparameters plus optional `env`, `env_kwargs`, `wrappers`,
-    `total_timesteps`. Raises `UsageError` when it is missing, malformed or has a bad value type."""
-    path = Path(path)
+    `total_timesteps`. An rl-baselines3-zoo file (env id -> settings) is read too, its names
+    translated (`agent.zoo`; `env` picks one env of a file that holds several). Returns the
+    preset and notes on what was read approximately. Raises `UsageError` when it is missing or
+    malformed, `ConfigError` for zoo settings that do not apply."""
+    path = preset_path(path)
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as e:
         raise UsageError(f"cannot read preset {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"preset {path} is not valid YAML: {first}") from None
+        raise UsageError(f"preset {path} is not valid YAML: {_yaml_problem(e)}") from None
     if data is None:
-        return {}
+        return {}, []
     if not isinstance(data, dict):
         raise UsageError(
             f"preset {path} must be a mapping of key: value, got {type(data).__name__}"
         )
+    known = {f.name for f in dataclasses.fields(PPOConfig)} | set(RUN_KEYS)
+    if zoo.is_zoo_file(data, known):
+        data = zoo.select_env(data, str(path), env)
+    data, notes = zoo.from_zoo(data)
     if "env_kwargs" in data and not isinstance(data["env_kwargs"] or {}, dict):
         raise UsageError(f"preset {path}: env_kwargs must be a mapping")
-    if "wrappers" in data and not isinstance(data["wrappers"] or [], list):
-        raise UsageError(f"preset {path}: wrappers must be a list of 'module:Callable'")
-    return data
+    if "wrappers" in data:
+        if not isinstance(data["wrappers"] or [], list):
+            raise UsageError(f"preset {path}: wrappers must be a list of 'module:Callable'")
+        for spec in data["wrappers"] or []:
+            wrapper_parts(spec)  # EnvError for a malformed entry
+    return data, notes
+
+
+def load_preset(path: str | Path) -> dict[str, Any]:
+    """`read_preset` without its notes."""
+    return read_preset(path)[0]
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """`line 3, column 7: mapping values are not allowed here` (1-based, as editors count)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
+    if mark is None:
+        return str(problem)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def build_config(preset: dict[str, Any], overrides: dict[str, Any]) -> PPOConfig:
@@ -262,7 +334,18 @@ def _check_types(config: PPOConfig) -> None:
             setattr(config, f.name, str(value))  # forget_bias_init: 1.0
             ok = True
         if not ok:
-            raise ConfigError(f"{f.name} must be of type {hints[f.name]}, got {value!r}")
+            raise ConfigError(f"{f.name} must be {_type_words(tp, optional)}, got {value!r}")
+
+
+def _type_words(tp: Any, optional: bool) -> str:
+    """`an integer`, `a number or null`, `a list of integers`: a type as a reader says it."""
+    words = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if typing.get_origin(tp) is list:
+        (item,) = typing.get_args(tp)
+        text = f"a list of {words.get(item, item.__name__).split(' ', 1)[-1]}s"
+    else:
+        text = words.get(tp, getattr(tp, "__name__", str(tp)))
+    return f"{text} or null" if optional else text
 
 
 @dataclasses.dataclass
@@ -271,9 +354,11 @@ class Settings:
 
     env_id: str
     env_kwargs: dict[str, Any]
-    wrappers: list[str]
+    wrappers: list[WrapperSpec]
     total_timesteps: int
     config: PPOConfig
+    notes: list[str] = dataclasses.field(default_factory=list)
+    """What a preset in rl-zoo's format gave that is read approximately (printed as notes)."""
 
 
 def resolve_settings(args: argparse.Namespace) -> Settings:
@@ -284,8 +369,9 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     are dropped when `--env` names another one. `--env-kwargs` update the preset's kwargs.
     Raises `UsageError` or `ConfigError`.
     """
+    notes: list[str] = []
     if args.config is not None:
-        preset = load_preset(args.config)
+        preset, notes = read_preset(args.config, args.env)
     elif args.env is not None:
         preset = {}
     elif DEFAULT_PRESET.is_file():
@@ -297,7 +383,10 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     env_kwargs = dict(preset.get("env_kwargs") or {}) if same_env else {}
     env_kwargs.update(parse_env_kwargs(args.env_kwargs))
     if args.wrappers is not None:
-        wrappers = list(args.wrappers)
+        wrappers = [
+            wrapper_spec(target, parse_env_kwargs(kwargs, f"--wrapper {target}"))
+            for target, *kwargs in args.wrappers
+        ]
     else:
         wrappers = list(preset.get("wrappers") or []) if same_env else []
     total = args.total_timesteps or preset.get("total_timesteps") or DEFAULT_TOTAL_TIMESTEPS
@@ -306,7 +395,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     if not isinstance(total, int) or isinstance(total, bool) or total <= 0:
         raise UsageError(f"total_timesteps must be a positive integer, got {total!r}")
     config = build_config(preset, config_overrides(args))
-    return Settings(env_id, env_kwargs, wrappers, total, config)
+    return Settings(env_id, env_kwargs, wrappers, total, config, notes)
 
 
 def resolve_schedule(args: argparse.Namespace, recorded: dict[str, Any]) -> dict[str, int]:
@@ -365,10 +454,12 @@ def train_parser() -> Parser:
     run.add_argument(
         "--wrapper",
         action="append",
+        nargs="+",
         default=None,
         dest="wrappers",
-        metavar="MODULE:CALLABLE",
-        help="wrap every env copy (repeatable, innermost first)",
+        metavar=("MODULE:CALLABLE", "KEY=VALUE"),
+        help="wrap every env copy, with keyword arguments (repeatable, innermost first): "
+        "--wrapper gymnasium.wrappers:FrameStackObservation stack_size=4",
     )
     run.add_argument(
         "--total-timesteps",
@@ -377,7 +468,13 @@ def train_parser() -> Parser:
         default=None,
         help="environment steps to train (on --resume: the new absolute target)",
     )
-    run.add_argument("--config", default=None, metavar="FILE.yaml", help="YAML preset")
+    run.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.yaml|NAME",
+        help="YAML preset: a file, or the name of one in configs/ (tmaze-short, ...); "
+        "rl-baselines3-zoo hyperparameter files are read too",
+    )
     run.add_argument(
         "--run-dir", default=None, help="output folder (default: runs/<env>__<seed>__<time>)"
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 RNN_TYPES = ("lstm", "peephole", "gru", "none")
 ACTIVATIONS = ("tanh", "relu")
+VEC_ENVS = ("auto", "native", "sync", "async")
 
 
 class ConfigError(ValueError):
@@ -23,6 +24,12 @@ class PPOConfig:
     """Number of environment copies stepped in parallel."""
     n_steps: int = 128
     """Steps collected per environment copy per rollout (rollout size = n_envs * n_steps)."""
+    vec_env: str = "auto"
+    """How the copies are stepped: `native` (the env's own batched `vector_entry_point`), `sync`
+    (one after another in this process), `async` (Gymnasium's AsyncVectorEnv: one process per
+    copy, for envs slow to step; no exact resume), or `auto`: native when the env has one and no
+    wrappers are given, else async when a timed step of one copy is slower than the round trip
+    to a worker process and there is more than one CPU, else sync."""
 
     # --- optimisation ----------------------------------------------------------------------------
     batch_size: int = 512
@@ -110,6 +117,8 @@ class PPOConfig:
         for name in positive:
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.vec_env not in VEC_ENVS:
+            raise ConfigError(f"vec_env must be one of {', '.join(VEC_ENVS)}, got {self.vec_env!r}")
         if self.n_lstm_layers < 1:
             raise ConfigError(f"n_lstm_layers must be >= 1, got {self.n_lstm_layers}")
         if self.batch_size > self.rollout_size:

@@ -7,7 +7,9 @@ The envs autoreset in the same step (`AutoresetMode.SAME_STEP`): the observation
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib.util
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,10 +17,17 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from agent.vec_env import EnvError, check_env_id, load_callable
+from agent.vec_env import EnvError, check_env_id
+from agent.wrappers import load_wrappers
 
 SUCCESS_KEYS = ("success", "is_success")
 """Info keys read on an episode's last step to decide whether it succeeded."""
+
+MIN_VIDEO_HEIGHT = 256
+"""Frames lower than this are enlarged for videos (the T-maze draws itself 24 pixels high)."""
+
+MAX_VIDEO_WIDTH = 1920
+"""Enlarging stops before a frame gets wider than this (a long T-maze is a long strip)."""
 
 
 class Policy(Protocol):
@@ -42,14 +51,18 @@ def make_eval_env(
     wrappers: Sequence[str] = (),
     n_envs: int = 1,
     video_dir: str | Path | None = None,
+    video_episodes: int | None = None,
 ) -> SyncVectorEnv:
     """`n_envs` copies of `env_id` (with `wrappers`, innermost first) that autoreset in the same
-    step. With `video_dir`, the first copy renders `rgb_array` frames and records every episode.
+    step. With `video_dir`, the first copy renders `rgb_array` frames (see `UpscaleFrames`) and
+    films its first `video_episodes` episodes (all when None), one whole episode per mp4.
 
-    Raises `EnvError` for an unknown id, bad kwargs or wrappers, or an env that cannot render.
+    Raises `EnvError` for an unknown id, bad kwargs or wrappers, or an env that cannot render
+    (including a missing render dependency such as pygame, named with its install command). On
+    an error, a `video_dir` that this call created is not left behind empty.
     """
     check_env_id(env_id)
-    wrapper_fns = [load_callable(w) for w in wrappers]
+    wrapper_fns = load_wrappers(wrappers)
     kwargs = dict(env_kwargs or {})
     if video_dir is not None:
         kwargs["render_mode"] = "rgb_array"
@@ -59,22 +72,86 @@ def make_eval_env(
         for wrap in wrapper_fns:
             env = wrap(env)
         if video_dir is not None and index == 0:
-            if "rgb_array" not in env.metadata.get("render_modes", []):
-                raise EnvError(f"{env_id} cannot render rgb_array frames, so it cannot be filmed")
-            env = gym.wrappers.RecordVideo(
-                env, str(video_dir), episode_trigger=lambda _: True, disable_logger=True
-            )
+            env = _filmed(env, env_id, video_dir, video_episodes)
         return env
 
     try:
-        return SyncVectorEnv(
-            [lambda i=i: make(i) for i in range(n_envs)], autoreset_mode=AutoresetMode.SAME_STEP
-        )
+        with _removed_if_left_empty(video_dir):
+            return SyncVectorEnv(
+                [lambda i=i: make(i) for i in range(n_envs)],
+                autoreset_mode=AutoresetMode.SAME_STEP,
+            )
     except (TypeError, ValueError, gym.error.Error) as e:
         if isinstance(e, EnvError):
             raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise EnvError(f"cannot make {env_id!r} with kwargs {kwargs}: {first}") from None
+
+
+class UpscaleFrames(gym.Wrapper):
+    """Enlarges rendered frames lower than `min_height` by a whole factor, nearest-neighbour, so
+    pixel-art frames stay sharp and keep their aspect ratio; the factor stops where the width
+    would pass `max_width`. Frames that are not RGB arrays pass through."""
+
+    def __init__(
+        self, env: gym.Env, min_height: int = MIN_VIDEO_HEIGHT, max_width: int = MAX_VIDEO_WIDTH
+    ) -> None:
+        super().__init__(env)
+        self.min_height = min_height
+        self.max_width = max_width
+
+    def render(self) -> Any:
+        frame = self.env.render()
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3:
+            return frame
+        height, width = frame.shape[:2]
+        factor = max(1, min(-(-self.min_height // height), self.max_width // width))
+        return frame.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def _filmed(env: gym.Env, env_id: str, video_dir: str | Path, n_episodes: int | None) -> gym.Env:
+    """`env` filming its first `n_episodes` episodes into `video_dir`, once a reset and a render
+    have shown that it can draw frames: a missing render dependency fails here, before the
+    folder exists, rather than in the first step."""
+    if "rgb_array" not in env.metadata.get("render_modes", []):
+        raise EnvError(f"{env_id} cannot render rgb_array frames, so it cannot be filmed")
+    if importlib.util.find_spec("moviepy") is None:
+        raise EnvError("filming needs moviepy: pip install moviepy")
+    try:
+        env.reset()
+        env.render()
+    except gym.error.DependencyNotInstalled as e:
+        missing = e.__cause__
+        if isinstance(missing, ModuleNotFoundError) and missing.name:
+            package = missing.name.partition(".")[0]
+            raise EnvError(f"filming {env_id} needs {package}: pip install {package}") from None
+        raise EnvError(f"filming {env_id} needs a missing package: {e}") from None
+    # SAME_STEP autoreset starts episode n_episodes as the last one ends: it must not be filmed.
+    return gym.wrappers.RecordVideo(
+        UpscaleFrames(env),
+        str(video_dir),
+        episode_trigger=lambda episode: n_episodes is None or episode < n_episodes,
+        disable_logger=True,
+    )
+
+
+@contextmanager
+def _removed_if_left_empty(folder: str | Path | None) -> Iterator[None]:
+    """On an error inside the block, remove `folder` and the parents made with it if they did not
+    exist before and are still empty."""
+    if folder is None:
+        yield
+        return
+    folder = Path(folder).absolute()
+    new = [path for path in (folder, *folder.parents) if not path.exists()]
+    try:
+        yield
+    except BaseException:
+        for path in new:  # deepest first; stops at the first one holding something
+            if not path.is_dir() or any(path.iterdir()):
+                break
+            path.rmdir()
+        raise
 
 
 def evaluate(
@@ -100,13 +177,15 @@ def evaluate(
     """
     if n_episodes <= 0:
         raise ValueError(f"n_episodes must be positive, got {n_episodes}")
+    # Under video, one copy runs all episodes, so each episode is filmed whole and in order.
     n_envs = 1 if video_dir is not None else max(1, min(n_envs, n_episodes))
-    env = make_eval_env(env_id, env_kwargs, wrappers, n_envs, video_dir)
-    try:
-        check_spaces(model, env, env_id, env_kwargs)
-        return _run_episodes(model, env, n_episodes, seed, deterministic)
-    finally:
-        env.close()
+    with _removed_if_left_empty(video_dir):
+        env = make_eval_env(env_id, env_kwargs, wrappers, n_envs, video_dir, n_episodes)
+        try:
+            check_spaces(model, env, env_id, env_kwargs)
+            return _run_episodes(model, env, n_episodes, seed, deterministic)
+        finally:
+            env.close()
 
 
 def check_spaces(

@@ -136,7 +136,7 @@ class RecurrentPPO:
                 "kwargs": dict(env_kwargs or {}),
                 "wrappers": list(wrappers),
             }
-            env = make_vec_env(env, config.n_envs, env_kwargs, wrappers)
+            env = make_vec_env(env, config.n_envs, env_kwargs, wrappers, config.vec_env)
         elif isinstance(env, VectorEnv):
             check_autoreset(env)
             config.n_envs = env.num_envs
@@ -178,6 +178,14 @@ class RecurrentPPO:
         self.stop_check: Callable[[], bool] | None = None
         """Polled at every rollout step and minibatch; True abandons the iteration in progress
         (the model returns to where it began) and ends `learn`. `train.py` sets it on Ctrl-C."""
+
+    @property
+    def continues_episodes(self) -> bool:
+        """True when the next `learn(reset_num_timesteps=False)` goes on with episodes in
+        progress (carried from an earlier `learn`, or restored with a checkpoint's env state);
+        False when it starts fresh episodes (a new model, or one loaded from a checkpoint of
+        an env whose state cannot be saved as data)."""
+        return self._last_obs is not None
 
     # ------------------------------------------------------------------------------- set-up ---
 
@@ -339,6 +347,7 @@ class RecurrentPPO:
             k: [] for k in ("pg", "vf", "ent", "kl", "clip", "grad")
         }
         whole: list[TrainingBatch] = []  # the rollout as one minibatch, when it fits in one
+        last_loss: torch.Tensor | None = None
         continue_training = True
         for epoch in range(cfg.n_epochs):
             groups = pack(seqs.length, cfg.batch_size, self.generator)
@@ -380,6 +389,7 @@ class RecurrentPPO:
                         "unnormalised observations or rewards, or NaN/inf from the env"
                     )
                 self.params.adam_step(self.optimizer)
+                last_loss = loss.detach()
                 for key, value in (
                     ("pg", pg.loss), ("vf", vf), ("ent", entropy), ("kl", pg.approx_kl),
                     ("clip", pg.clip_fraction), ("grad", grad_norm),
@@ -396,7 +406,10 @@ class RecurrentPPO:
             ),
             "train/n_updates": float(self.n_updates),
             "train/epochs": float(epoch + 1),
+            "train/clip_range": cfg.clip_range,
         }
+        if last_loss is not None:  # SB3's train/loss: the total loss of the last minibatch
+            logs["train/loss"] = float(last_loss)
         names = {
             "pg": "train/policy_gradient_loss",
             "vf": "train/value_loss",

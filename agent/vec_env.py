@@ -1,17 +1,38 @@
-"""Building the training vector env from a Gymnasium id, with clear errors for bad input."""
+"""Building the training vector env from a Gymnasium id, with clear errors for bad input.
+
+Three ways to step the copies: the env's own batched implementation (`native`, one numpy call for
+all copies), Gymnasium's `SyncVectorEnv` (one copy after another in this process) and its
+`AsyncVectorEnv` (one process per copy). `auto` picks native when it can, and otherwise times a
+few steps of one copy to decide whether worker processes would pay for their round trips.
+"""
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import math
+import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 import envs as _memory_envs  # noqa: F401  (registers the Memory/ suite)
+from agent.config import VEC_ENVS
+
+ASYNC_ROUND_TRIP_S = 100e-6
+"""Extra wall time per copy and step that `AsyncVectorEnv` costs over `SyncVectorEnv`: sending
+the action down a pipe, waking the worker, its reply and the shared-memory copy of the
+observation. Measured on CartPole-v1 (a 10 us step) on a 2-CPU Linux VM (Python 3.11, Gymnasium
+1.4, fork): 70-115 us per copy for 2 to 16 copies, the best of 40 short interleaved runs (the
+machine was shared; `benchmarks/vector_env_speed.py --step-cost-ms 0` gave 214 us at load 6)."""
+
+_MODES = {"native": "vector_entry_point", "sync": "sync", "async": "async"}
+"""`vec_env` values and Gymnasium's names for them."""
 
 
 class EnvError(ValueError):
@@ -55,30 +76,123 @@ def make_vec_env(
     env_id: str,
     n_envs: int,
     env_kwargs: dict[str, Any] | None = None,
-    wrappers: Sequence[str] = (),
+    wrappers: Sequence[Any] = (),
+    vec_env: str = "auto",
 ) -> VectorEnv:
     """A vector env of `n_envs` copies of `env_id` that records episode statistics.
 
-    Uses the env's native batched implementation (`vector_entry_point`) when it has one and no
-    per-env wrappers are asked for; otherwise a `SyncVectorEnv` of single envs with `wrappers`
-    (each a `module:Callable` applied to every single env, innermost first).
+    `vec_env` is `native` (the env's batched `vector_entry_point`; no per-env wrappers), `sync`
+    (`SyncVectorEnv`), `async` (`AsyncVectorEnv`, one process per copy) or `auto` (see
+    `auto_vec_env`). `wrappers` are applied to every single env, innermost first. Raises
+    `EnvError` when the env cannot be made that way.
     """
+    if vec_env not in VEC_ENVS:
+        raise EnvError(f"vec_env must be one of {', '.join(VEC_ENVS)}, got {vec_env!r}")
     check_env_id(env_id)
     kwargs = dict(env_kwargs or {})
-    wrapper_fns = [load_callable(w) for w in wrappers]
+    from agent.wrappers import load_wrappers  # it imports this module
+
+    wrapper_fns = load_wrappers(wrappers)
     spec = gym.spec(env_id.rpartition(":")[2])
-    mode = "vector_entry_point" if spec.vector_entry_point and not wrapper_fns else "sync"
+    if vec_env == "native" and not spec.vector_entry_point:
+        raise EnvError(
+            f"{env_id!r} has no native vector env (vector_entry_point); use vec_env sync or async"
+        )
+    if vec_env == "native" and wrapper_fns:
+        raise EnvError(
+            "a native vector env cannot apply per-env wrappers; use vec_env sync or async"
+        )
     try:
-        if mode == "sync":
-            env = gym.make_vec(
-                env_id, num_envs=n_envs, vectorization_mode=mode, wrappers=wrapper_fns, **kwargs
+        mode = vec_env
+        if mode == "auto":
+            mode = auto_vec_env(
+                spec, n_envs, wrapper_fns, lambda: make_single_env(env_id, kwargs, wrapper_fns)
             )
+        if mode == "native":
+            env = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode=_MODES[mode], **kwargs)
         else:
-            env = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode=mode, **kwargs)
+            # Both keep Gymnasium's default NEXT_STEP autoreset, as `check_autoreset` requires;
+            # AsyncVectorEnv pickles the env factory (closures included) to its workers.
+            env = gym.make_vec(
+                env_id,
+                num_envs=n_envs,
+                vectorization_mode=_MODES[mode],
+                wrappers=wrapper_fns,
+                **kwargs,
+            )
+    except EnvError:  # a wrapper that failed, named by `load_wrappers`
+        raise
     except (TypeError, ValueError, gym.error.Error) as e:
         raise EnvError(f"cannot make {env_id!r} with kwargs {kwargs}: {e}") from None
     check_autoreset(env)
     return RecordEpisodeStatistics(env, buffer_length=100)
+
+
+def make_single_env(
+    env_id: str, env_kwargs: dict[str, Any], wrapper_fns: Sequence[Callable[..., Any]]
+) -> gym.Env:
+    """One copy of `env_id`, wrapped as each copy of a sync or async vector env is."""
+    env = gym.make(env_id, **env_kwargs)
+    for wrapper in wrapper_fns:
+        env = wrapper(env)
+    return env
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def async_threshold(cpus: int) -> float:
+    """Seconds per step of one copy above which `AsyncVectorEnv` beats `SyncVectorEnv`.
+
+    Per copy and vector step, sync costs the step `t`; async costs the round trip `r` plus `t`
+    shared among the CPUs, `r + t / cpus` at best. Async wins when `t * (1 - 1/cpus) > r`: on 2
+    CPUs once a step costs twice the round trip, and never on one CPU.
+    """
+    if cpus < 2:
+        return math.inf
+    return ASYNC_ROUND_TRIP_S * cpus / (cpus - 1)
+
+
+def seconds_per_step(env: gym.Env, max_steps: int = 50, budget_s: float = 0.1) -> float:
+    """Median wall time of `env.step` under seeded random actions: up to `max_steps` steps,
+    fewer (at least 3) once `budget_s` seconds have gone, so that a slow env is timed quickly.
+    The median ignores a first step that warms caches up and steps slowed by other processes."""
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max_steps and (len(times) < 3 or time.perf_counter() - start < budget_s):
+        action = env.action_space.sample()
+        before = time.perf_counter()
+        _, _, terminated, truncated, _ = env.step(action)
+        times.append(time.perf_counter() - before)
+        if terminated or truncated:
+            env.reset()
+    return float(np.median(times))
+
+
+def auto_vec_env(
+    spec: gym.envs.registration.EnvSpec,
+    n_envs: int,
+    wrapper_fns: Sequence[Callable[..., Any]],
+    make_env: Callable[[], gym.Env],
+) -> str:
+    """What `vec_env="auto"` means for this env: `native` when it has a native vector env and no
+    wrappers are given (one numpy call for all copies beats both others); otherwise `async` when
+    there is more than one copy and one copy made by `make_env` steps slower than
+    `async_threshold` on this process's CPUs, else `sync`."""
+    if spec.vector_entry_point and not wrapper_fns:
+        return "native"
+    cpus = usable_cpus()
+    if n_envs < 2 or cpus < 2:
+        return "sync"
+    with make_env() as env:
+        step_s = seconds_per_step(env)
+    return "async" if step_s > async_threshold(cpus) else "sync"
 
 
 def check_autoreset(env: VectorEnv) -> None:

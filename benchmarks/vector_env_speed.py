@@ -1,18 +1,44 @@
-"""Native batched vector envs against Gymnasium's SyncVectorEnv of single envs, side by side.
+"""Native batched vector envs against Gymnasium's SyncVectorEnv of single envs, then
+SyncVectorEnv against AsyncVectorEnv (one process per copy) on an env slow to step, side by side.
 
-python benchmarks/vector_env_speed.py                 # 64 T-maze copies
+python benchmarks/vector_env_speed.py                 # 64 T-maze copies; 8 CartPoles at 1 ms/step
 python benchmarks/vector_env_speed.py --env Memory/VisualMatch-v0 --num-envs 16
+python benchmarks/vector_env_speed.py --slow-env Acrobot-v1 --step-cost-ms 0   # a real cheap env
+python benchmarks/vector_env_speed.py --step-cost-ms 0 --slow-num-envs 16  # async's round trip
+
+The slow env is a Gymnasium env (CartPole-v1 by default) wrapped in `FixedStepCost`, which spends
+a fixed CPU time in every step. It stands in for a third-party env written in Python: none of
+Gymnasium's slow envs (Box2D, MuJoCo) is installed with this project, and its pure-Python ones
+step in 10-50 us, too cheap for worker processes to pay. The cost is CPU time (busy work), not a
+sleep: a sleeping env would let async win even on one CPU, which slow Python code never does.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import time
 
 import gymnasium as gym
 import numpy as np
 
 import envs  # noqa: F401
+from agent.vec_env import async_threshold, seconds_per_step, usable_cpus
+
+
+class FixedStepCost(gym.Wrapper):
+    """Spends `cost_s` seconds of this thread's CPU time in every `step`, like a slow env."""
+
+    def __init__(self, env: gym.Env, cost_s: float) -> None:
+        super().__init__(env)
+        self.cost_s = cost_s
+
+    def step(self, action):
+        end = time.thread_time() + self.cost_s
+        while time.thread_time() < end:
+            pass
+        return self.env.step(action)
 
 
 def steps_per_second(env: gym.vector.VectorEnv, steps: int, seed: int) -> float:
@@ -26,24 +52,68 @@ def steps_per_second(env: gym.vector.VectorEnv, steps: int, seed: int) -> float:
     return steps * env.num_envs / (time.perf_counter() - start)
 
 
+def median_rates(
+    env_id: str, num_envs: int, modes: dict[str, str], steps: int, repeats: int, **make_kwargs
+) -> dict[str, float]:
+    """Median steps/s of each `{label: vectorization_mode}`, the modes interleaved so that all
+    see the same machine load."""
+    rates: dict[str, list[float]] = {label: [] for label in modes}
+    for r in range(repeats):
+        for label, mode in modes.items():
+            env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **make_kwargs)
+            env.reset(seed=r)  # workers started and warm before the clock
+            env.step(env.action_space.sample())
+            rates[label].append(steps_per_second(env, steps, seed=r))
+            env.close()
+    return {label: float(np.median(values)) for label, values in rates.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="Memory/TMaze-v0")
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--slow-env", default="CartPole-v1")
+    parser.add_argument("--slow-num-envs", type=int, default=8)
+    parser.add_argument("--slow-steps", type=int, default=300)
+    parser.add_argument("--step-cost-ms", type=float, default=1.0, help="CPU time per step")
     args = parser.parse_args()
-    rates: dict[str, list[float]] = {"vector_entry_point": [], "sync": []}
-    for r in range(args.repeats):  # interleaved, so both see the same machine load
-        for mode in rates:
-            env = gym.make_vec(args.env, num_envs=args.num_envs, vectorization_mode=mode)
-            rates[mode].append(steps_per_second(env, args.steps, seed=r))
-            env.close()
-    native, sync = (float(np.median(rates[m])) for m in ("vector_entry_point", "sync"))
+
+    modes = {"native vector env": "vector_entry_point", "SyncVectorEnv": "sync"}
+    rates = median_rates(args.env, args.num_envs, modes, args.steps, args.repeats)
     print(f"{args.env}, {args.num_envs} copies, {args.steps} steps x {args.repeats} repeats")
-    print(f"native vector env: {native:12,.0f} steps/s")
-    print(f"SyncVectorEnv     : {sync:12,.0f} steps/s")
-    print(f"ratio             : {native / sync:12.1f}x")
+    for label, rate in rates.items():
+        print(f"{label:18}: {rate:12,.0f} steps/s")
+    print(f"{'ratio':18}: {rates['native vector env'] / rates['SyncVectorEnv']:12.1f}x")
+
+    cost_s = args.step_cost_ms / 1000
+    wrappers = [functools.partial(FixedStepCost, cost_s=cost_s)] if cost_s > 0 else []
+    modes = {"SyncVectorEnv": "sync", "AsyncVectorEnv": "async"}
+    rates = median_rates(
+        args.slow_env, args.slow_num_envs, modes, args.slow_steps, args.repeats, wrappers=wrappers
+    )
+    with gym.make(args.slow_env) as env:
+        for wrapper in wrappers:
+            env = wrapper(env)
+        step_s = seconds_per_step(env)
+    cpus = usable_cpus()
+    print(
+        f"\n{args.slow_env} + {args.step_cost_ms:g} ms CPU per step, {args.slow_num_envs} copies, "
+        f"{args.slow_steps} steps x {args.repeats} repeats, {cpus} CPUs "
+        f"(load average {os.getloadavg()[0]:.1f}: other work leaves async fewer CPUs)"
+    )
+    for label, rate in rates.items():
+        print(f"{label:18}: {rate:12,.0f} steps/s")
+    print(f"{'ratio async/sync':18}: {rates['AsyncVectorEnv'] / rates['SyncVectorEnv']:12.2f}x")
+    if cost_s == 0:  # what async adds to each copy's step: the round trip to its worker
+        round_trip = 1 / rates["AsyncVectorEnv"] - 1 / rates["SyncVectorEnv"]
+        print(f"{'round trip':18}: {round_trip * 1e6:12.0f} us per copy and step")
+    choice = "async" if step_s > async_threshold(cpus) else "sync"
+    print(
+        f"--vec-env auto    : {choice} (one step {step_s * 1e6:,.0f} us, "
+        f"async above {async_threshold(cpus) * 1e6:,.0f} us on {cpus} CPUs)"
+    )
 
 
 if __name__ == "__main__":

@@ -52,9 +52,16 @@ def test_pickle_payload_is_refused_and_never_runs(tmp_path):
 
     path = tmp_path / "evil.pt"
     torch.save({"format": "memory-ppo", "format_version": 1, "x": Payload()}, path)
-    with pytest.raises(CheckpointError, match="refused"):
+    with pytest.raises(CheckpointError, match="refused") as error:
         load_checkpoint(path)
     assert not marker.exists()
+    # One clean line naming the object: none of PyTorch's advice, escape codes or line breaks.
+    message = str(error.value)
+    assert "\n" not in message and "\x1b" not in message and "weights_only" not in message
+    assert message.endswith(
+        "it holds a Python object (posix.system) besides tensors and plain "
+        "data, and loading it could run code"
+    )
     with open(path, "wb") as f:  # a plain pickle, not a torch zip file
         pickle.dump(Payload(), f)
     with pytest.raises(CheckpointError):

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent import ConfigError, PPOConfig
+from agent import ConfigError, EnvError, PPOConfig
 from agent.cli import (
+    CONFIGS,
     DEFAULT_ENV,
     UsageError,
     config_overrides,
@@ -18,6 +19,7 @@ from agent.cli import (
     sanitize,
     train_parser,
 )
+from agent.vec_env import make_vec_env
 
 FIELDS = [f.name for f in dataclasses.fields(PPOConfig)]
 
@@ -194,3 +196,160 @@ def test_example_preset_is_valid():
 def test_env_ids_become_folder_names():
     assert sanitize("Memory/TMaze-v0") == "Memory-TMaze-v0"
     assert sanitize("my_pkg.envs:Foo-v1") == "my_pkg.envs-Foo-v1"
+
+
+def test_abbreviated_flags_are_refused(capsys):
+    for argv in (["--n-env", "4"], ["--total-timestep", "100"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parse(*argv)
+        assert exit_info.value.code == 2
+        assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_a_bad_number_on_the_command_line_says_what_it_expects(capsys):
+    with pytest.raises(SystemExit):
+        parse("--n-steps", "lots")
+    assert "invalid integer value: 'lots'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse("--gamma", "high")
+    assert "invalid number value: 'high'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        ({"n_steps": "lots"}, "n_steps must be an integer, got 'lots'"),
+        ({"gamma": "high"}, "gamma must be a number, got 'high'"),
+        ({"target_kl": "x"}, "target_kl must be a number or null"),
+        ({"net_arch": "64"}, "net_arch must be a list of integers"),
+        ({"shared_lstm": "yes"}, "shared_lstm must be true or false"),
+    ],
+)
+def test_preset_type_errors_are_in_words(tmp_path, values, words):
+    with pytest.raises(ConfigError) as error:
+        resolve_settings(parse("--config", write_preset(tmp_path, **values)))
+    assert words in str(error.value)
+
+
+def test_invalid_yaml_gives_its_line_and_column(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("n_steps: 32\ngamma: 0.99\nnet_arch: [64, 64\n")
+    with pytest.raises(UsageError, match=r"bad\.yaml is not valid YAML: line 4, column 1"):
+        resolve_settings(parse("--config", str(path)))
+
+
+def test_presets_are_found_by_name():
+    by_name = resolve_settings(parse("--config", "tmaze-100"))
+    by_file = resolve_settings(parse("--config", str(CONFIGS / "tmaze-100.yaml")))
+    assert by_name.env_kwargs == by_file.env_kwargs == {"length": 100}
+    assert by_name.config == by_file.config
+    assert resolve_settings(parse("--config", "tmaze-100.yaml")).config == by_file.config
+
+
+def test_an_unknown_preset_name_lists_the_presets():
+    with pytest.raises(UsageError) as error:
+        resolve_settings(parse("--config", "tmaze-shrt"))
+    message = str(error.value)
+    assert "did you mean tmaze-short?" in message
+    assert all(p.stem in message for p in CONFIGS.glob("*.yaml"))
+
+
+def test_wrappers_take_keyword_arguments_on_the_command_line():
+    settings = resolve_settings(
+        parse(
+            "--env", "CartPole-v1",
+            "--wrapper", "gymnasium.wrappers:FrameStackObservation", "stack_size=4",
+            "--wrapper", "gymnasium.wrappers:FlattenObservation",
+        )
+    )  # fmt: skip
+    assert settings.wrappers == [
+        {"gymnasium.wrappers:FrameStackObservation": {"stack_size": 4}},
+        "gymnasium.wrappers:FlattenObservation",
+    ]
+    env = make_vec_env("CartPole-v1", 2, wrappers=settings.wrappers)
+    assert env.single_observation_space.shape == (16,)
+    env.close()
+
+
+def test_a_wrapper_that_fails_is_named_in_the_error():
+    with pytest.raises(EnvError) as error:
+        make_vec_env("CartPole-v1", 1, wrappers=["gymnasium.wrappers:FrameStackObservation"])
+    message = str(error.value)
+    assert message.startswith("wrapper gymnasium.wrappers:FrameStackObservation failed")
+    assert "stack_size" in message and "kwargs" not in message
+
+
+def test_preset_wrappers_use_the_zoo_format(tmp_path):
+    spec = {"gymnasium.wrappers:FrameStackObservation": {"stack_size": 2}}
+    preset = write_preset(tmp_path, env="CartPole-v1", wrappers=[spec])
+    assert resolve_settings(parse("--config", preset)).wrappers == [spec]
+    bad = write_preset(tmp_path, env="CartPole-v1", wrappers=[{"a:B": 3}])
+    with pytest.raises(EnvError, match="module:Callable"):
+        resolve_settings(parse("--config", bad))
+
+
+ZOO_CARTPOLE = """
+CartPoleNoVel-v1:
+  normalize: "{'norm_obs': True, 'norm_reward': False}"
+  n_envs: 8
+  n_timesteps: !!float 1e5
+  policy: 'MlpLstmPolicy'
+  n_steps: 32
+  batch_size: 256
+  gae_lambda: 0.8
+  gamma: 0.98
+  n_epochs: 20
+  ent_coef: 0.0
+  learning_rate: lin_0.001
+  clip_range: lin_0.2
+  policy_kwargs: "dict(
+                    ortho_init=False,
+                    activation_fn=nn.ReLU,
+                    lstm_hidden_size=64,
+                    enable_critic_lstm=True,
+                    net_arch=dict(pi=[64], vf=[64])
+                  )"
+"""
+
+
+def test_a_pasted_zoo_file_is_read_with_our_names(tmp_path):
+    path = tmp_path / "ppo_lstm.yml"
+    path.write_text(ZOO_CARTPOLE)
+    settings = resolve_settings(parse("--config", str(path), "--env", "Memory/CartPoleNoVel-v0"))
+    assert settings.env_id == "Memory/CartPoleNoVel-v0"  # the zoo's entry, our id
+    cfg = settings.config
+    assert settings.total_timesteps == 100_000
+    assert (cfg.n_envs, cfg.n_steps, cfg.batch_size, cfg.n_epochs) == (8, 32, 256, 20)
+    assert (cfg.learning_rate, cfg.lr_schedule) == (0.001, "linear")
+    assert cfg.clip_range == 0.2 and any("clip_range" in n for n in settings.notes)
+    assert (cfg.normalize_obs, cfg.normalize_reward) == (True, False)
+    assert (cfg.ortho_init, cfg.activation_fn, cfg.lstm_hidden_size) == (False, "relu", 64)
+    assert cfg.net_arch == [64] and cfg.shared_lstm is False and cfg.rnn_type == "lstm"
+    # Without --env, the file's own id is the env (unknown here: the error says so later).
+    assert resolve_settings(parse("--config", str(path))).env_id == "CartPoleNoVel-v1"
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        ({"callback": "x"}, "callback .* does not apply here: callbacks are code"),
+        ({"use_sde": True}, "gSDE"),
+        ({"policy_kwargs": "dict(net_arch=dict(pi=[64], vf=[32]))"}, "share one net_arch"),
+        ({"policy_kwargs": "dict(features_extractor_class=X)"}, "features_extractor_class"),
+        ({"policy_kwargs": "dict(enable_critic_lstm=False)"}, "enable_critic_lstm"),
+        ({"policy_kwargs": "__import__('os').system('true')"}, "not plain data"),
+        ({"normalize": "{'gamma': 0.9}"}, "only norm_obs and norm_reward"),
+        ({"policy": "QRDQN"}, "not a zoo policy"),
+    ],
+)
+def test_zoo_settings_that_do_not_apply_are_explained(tmp_path, values, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve_settings(parse("--config", write_preset(tmp_path, **values)))
+
+
+def test_a_zoo_file_with_several_envs_needs_env(tmp_path):
+    path = write_preset(tmp_path, **{"A-v1": {"n_steps": 32}, "B-v1": {"n_steps": 64}})
+    with pytest.raises(ConfigError, match=r"2 envs .*A-v1, B-v1.*--env"):
+        resolve_settings(parse("--config", path))
+    chosen = resolve_settings(parse("--config", path, "--env", "B-v1"))
+    assert chosen.config.n_steps == 64

@@ -74,17 +74,36 @@ def test_first_signal_sets_a_flag_second_raises(signum):
     assert signal.getsignal(signum) == previous
 
 
+def tmp_cwd(run_dir: Path) -> Path:
+    """A working folder of the test's own (the run folder's parent), never the checkout."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    return run_dir.parent
+
+
 def start_training(run_dir: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *LONG_RUN, "--run-dir", str(run_dir)],
-        cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            *LONG_RUN,
+            "--checkpoint-freq",
+            "64",
+            "--run-dir",
+            str(run_dir),
+        ],
+        cwd=tmp_cwd(run_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     first = proc.stdout.readline()
     assert first.startswith("training"), first + proc.stderr.read()
-    time.sleep(1.5)  # let a few updates run
+    # Signal once an update has been trained (its checkpoint shows it), however loaded the
+    # machine is: a fixed sleep would sometimes signal before the first update.
+    deadline = time.monotonic() + 120
+    while not (run_dir / "checkpoints" / "step_64.pt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
     return proc
 
 
@@ -100,7 +119,9 @@ def test_signal_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, signu
     assert "Traceback" not in err
     last = run_dir / "checkpoints" / "last.pt"
     model = RecurrentPPO.load(last)
-    assert 0 < model.num_timesteps < 10_000_000
+    # The interrupt's own checkpoint: the step it reports is the one saved.
+    assert f"interrupted at step {model.num_timesteps}; saved {last}" in out
+    assert 64 <= model.num_timesteps < 10_000_000
     assert not list(run_dir.rglob("*.tmp"))
 
     # The printed command resumes the same run from that step.

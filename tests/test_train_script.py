@@ -129,6 +129,8 @@ def test_eval_scalars_reach_tensorboard(run):
     events.Reload()
     tags = events.Tags()["scalars"]
     assert "eval/mean_reward" in tags and "rollout/ep_rew_mean" in tags
+    assert "train/loss" in tags and "train/clip_range" in tags  # sb3-contrib's curves too
+    assert [e.value for e in events.Scalars("train/clip_range")] == pytest.approx([0.2] * 4)
     assert [e.step for e in events.Scalars("eval/mean_reward")] == [128, 256]
 
 
@@ -139,21 +141,24 @@ def test_final_message_gives_paths_and_the_evaluate_command(run):
     assert f"tensorboard --logdir {run_dir / 'tb'}" in result.stdout
 
 
-def test_resume_continues_the_step_count_in_the_same_folder(run, tmp_path):
+def test_resume_continues_the_step_count_in_the_same_folder(run, tmp_path, monkeypatch, capsys):
     # Resume a copy, so the other tests keep seeing the original run.
     import shutil
 
+    monkeypatch.chdir(tmp_path)
     copy = tmp_path / "run"
     shutil.copytree(run[0], copy)
     # The checkpoint/eval schedule (every 128 steps) is the one the run recorded.
     code = train.main(["--resume", str(copy), "--total-timesteps", "384", "--no-progress"])
     assert code == 0
+    # CartPole's state is Python objects, not data: the user is told that episodes start anew.
+    assert "note: CartPole-v1 cannot save its state as data" in capsys.readouterr().out
     model = RecurrentPPO.load(copy / "checkpoints" / "last.pt")
     assert model.num_timesteps == 384
     assert (copy / "checkpoints" / "step_384.pt").is_file()
     assert yaml.safe_load((copy / "config.yaml").read_text())["total_timesteps"] == 384
     assert len(list((copy / "tb").glob("events.out.tfevents.*"))) == 2
-    assert not (Path.cwd() / "runs").exists() or not any((Path.cwd() / "runs").iterdir())
+    assert not (tmp_path / "runs").exists()
 
 
 def test_resume_without_a_higher_target_is_refused(run, capsys):
@@ -238,3 +243,62 @@ def test_a_nan_loss_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys
     assert not (tmp_path / "run" / "model.pt").exists()
     obs = np.zeros((1, 4), np.float32)
     model.predict(obs, deterministic=True)
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    same_second = Path("runs") / "CartPole-v1__0__20261203-120000"
+    monkeypatch.setattr(train, "default_run_dir", lambda env_id, seed: same_second)
+    first = train.claim_run_dir(None, "CartPole-v1", 0)
+    second = train.claim_run_dir(None, "CartPole-v1", 0)
+    assert first.root == same_second and second.root == Path(f"{same_second}-2")
+    assert first.root.is_dir() and second.root.is_dir()
+
+
+def test_concurrent_runs_never_share_a_folder(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train, "default_run_dir", lambda env_id, seed: Path("runs") / "x")
+    with ThreadPoolExecutor(8) as pool:
+        claimed = list(pool.map(lambda _: train.claim_run_dir(None, "e", 0).root, range(16)))
+    assert len(set(claimed)) == 16
+
+
+def test_a_run_dir_is_claimed_once(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()  # an existing empty folder may be used
+    paths = train.claim_run_dir(folder, "CartPole-v1", 0)
+    assert paths.config.exists()
+    with pytest.raises(train.UsageError, match="already holds a run"):
+        train.claim_run_dir(folder, "CartPole-v1", 0)
+
+
+def test_two_runs_in_one_second_keep_their_own_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train, "default_run_dir", lambda env_id, seed: Path("runs") / "same")
+    argv = [*TINY, "--total-timesteps", "64", "--eval-freq", "0"]
+    assert train.main([*argv, "--learning-rate", "0.001"]) == 0
+    assert train.main([*argv, "--learning-rate", "0.0001"]) == 0
+    first, second = tmp_path / "runs" / "same", tmp_path / "runs" / "same-2"
+    assert yaml.safe_load((first / "config.yaml").read_text())["learning_rate"] == 0.001
+    assert yaml.safe_load((second / "config.yaml").read_text())["learning_rate"] == 0.0001
+    for run_dir in (first, second):
+        assert (run_dir / "model.pt").is_file()
+        assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 1
+
+
+def test_log_memory_without_matplotlib_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a),
+    )
+    monkeypatch.chdir(tmp_path)
+    assert train.main([*TINY, "--total-timesteps", "64", "--log-memory"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --log-memory") and "pip install matplotlib" in err
+    assert not (tmp_path / "runs").exists()

@@ -1,0 +1,68 @@
+"""Per-env wrappers named in a config: `module:Callable`, with keyword arguments.
+
+A wrapper spec is written the way rl-baselines3-zoo writes `env_wrapper` entries:
+
+    wrappers:
+      - gymnasium.wrappers:FlattenObservation                   # no arguments
+      - gymnasium.wrappers:FrameStackObservation: {stack_size: 4}   # with keyword arguments
+
+On the command line: `--wrapper gymnasium.wrappers:FrameStackObservation stack_size=4`.
+Specs are plain data (strings and dicts), so checkpoints and `config.yaml` hold them as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+
+from agent.vec_env import EnvError, load_callable
+
+WrapperSpec = str | dict[str, dict[str, Any]]
+"""`"module:Callable"` or `{"module:Callable": {kwarg: value, ...}}`."""
+
+
+def wrapper_parts(spec: Any) -> tuple[str, dict[str, Any]]:
+    """(target, kwargs) of a spec; raises `EnvError` for anything else."""
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, dict) and len(spec) == 1:
+        ((target, kwargs),) = spec.items()
+        if isinstance(target, str) and isinstance(kwargs or {}, dict):
+            return target, dict(kwargs or {})
+    raise EnvError(
+        f"a wrapper is 'module:Callable' or {{'module:Callable': {{kwarg: value}}}}, got {spec!r}"
+    )
+
+
+def wrapper_spec(target: str, kwargs: dict[str, Any]) -> WrapperSpec:
+    """The plain spec of `target` with `kwargs` (a bare string when there are none)."""
+    return {target: dict(kwargs)} if kwargs else target
+
+
+def describe(spec: WrapperSpec) -> str:
+    """`module:Callable(key=value, ...)`, for messages."""
+    target, kwargs = wrapper_parts(spec)
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    return f"{target}({args})" if kwargs else target
+
+
+def load_wrappers(specs: Sequence[WrapperSpec]) -> list[Callable[[gym.Env], gym.Env]]:
+    """One function per spec that wraps a single env; importing happens here, so an unknown
+    module or name fails before any env is made. A wrapper that fails when applied (a missing or
+    unknown keyword argument, say) raises `EnvError` naming the wrapper and its arguments."""
+    functions = []
+    for spec in specs:
+        target, kwargs = wrapper_parts(spec)
+        wrapper = load_callable(target)
+
+        def wrap(env: gym.Env, wrapper: Any = wrapper, kwargs: dict = kwargs, spec: Any = spec):
+            try:
+                return wrapper(env, **kwargs)
+            except (TypeError, ValueError, gym.error.Error) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise EnvError(f"wrapper {describe(spec)} failed: {first}") from None
+
+        functions.append(wrap)
+    return functions

@@ -1,0 +1,228 @@
+"""rl-baselines3-zoo hyperparameter files, read as presets.
+
+Users of the zoo paste its YAML (`hyperparams/ppo_lstm.yml`): an env id mapping to settings
+such as `n_timesteps`, `policy`, `policy_kwargs` (a Python expression in a string), `normalize`
+and `learning_rate: lin_1e-3`. `from_zoo` turns the names that mean the same thing here into
+ours, returns a note for each setting it reads approximately, and raises `ConfigError` with the
+reason for each one that does not apply. Keys that are already ours pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+from agent.config import ConfigError
+
+POLICIES = {
+    "MlpLstmPolicy": None,
+    "CnnLstmPolicy": None,
+    "MultiInputLstmPolicy": None,
+    "MlpPolicy": "none",
+    "CnnPolicy": "none",
+    "MultiInputPolicy": "none",
+}
+"""The zoo's policy names -> our `rnn_type` (None: keep ours). The encoder (MLP, CNN or one per
+Dict key) is chosen from the observation space, so the policy name only says whether there is
+a recurrent core."""
+
+ACTIVATIONS = {"nn.ReLU": "relu", "nn.Tanh": "tanh", "th.nn.ReLU": "relu", "th.nn.Tanh": "tanh"}
+
+SAME_POLICY_KWARGS = ("lstm_hidden_size", "n_lstm_layers", "ortho_init", "log_std_init")
+
+NOT_APPLICABLE = {
+    "callback": "callbacks are code; train.py has --eval-freq and --checkpoint-freq",
+    "vec_env_wrapper": "vector-env wrappers are code; use per-env --wrapper",
+    "monitor_kwargs": "episode statistics are always recorded",
+    "normalize_kwargs": "set normalize_obs and normalize_reward instead",
+    "sde_sample_freq": "gSDE is not implemented",
+    "replay_buffer_kwargs": "PPO has no replay buffer",
+}
+"""Zoo keys with no counterpart here, and why."""
+
+
+def is_zoo_file(data: dict[str, Any], known: set[str]) -> bool:
+    """A zoo file maps env ids to settings: every top-level key is unknown to us and maps to a
+    mapping (our presets are flat, with `env_kwargs` the only mapping)."""
+    return bool(data) and all(k not in known and isinstance(v, dict) for k, v in data.items())
+
+
+def select_env(data: dict[str, Any], source: str, env: str | None) -> dict[str, Any]:
+    """The settings of one env of a zoo file, with `env` set: the entry whose id matches `env`
+    up to namespace and version (then `env` is the id), else the file's only entry."""
+    names = list(data)
+    matches = [n for n in names if env is not None and _base_name(n) == _base_name(env)]
+    if matches:  # `--env Memory/CartPoleNoVel-v0` picks the zoo's `CartPoleNoVel-v1`
+        name = matches[0]
+        return {**data[name], "env": env}
+    if len(names) == 1:
+        (name,) = names
+    else:
+        raise ConfigError(
+            f"{source} holds zoo settings for {len(names)} envs ({', '.join(names[:6])}"
+            f"{', ...' if len(names) > 6 else ''}); choose one with --env"
+        )
+    return {"env": name, **data[name]}
+
+
+def _base_name(env_id: str) -> str:
+    """`Memory/CartPoleNoVel-v0` -> `CartPoleNoVel`: the id without module, namespace, version."""
+    name = env_id.rpartition(":")[2].rpartition("/")[2]
+    return re.sub(r"-v\d+$", "", name)
+
+
+def from_zoo(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Translate zoo names into ours. Returns (settings, notes); raises `ConfigError` naming the
+    first zoo setting that does not apply here, and why."""
+    out = dict(values)
+    notes: list[str] = []
+    if "n_timesteps" in out:
+        out["total_timesteps"] = _integer(out.pop("n_timesteps"), "n_timesteps")
+    if "policy" in out:
+        policy = out.pop("policy")
+        if policy not in POLICIES:
+            raise ConfigError(
+                f"policy {policy!r} is not a zoo policy this agent knows "
+                f"({', '.join(POLICIES)}); the network is set by rnn_type, net_arch, ..."
+            )
+        if POLICIES[policy] is not None:
+            out.setdefault("rnn_type", POLICIES[policy])
+    if "policy_kwargs" in out:
+        out.update(_policy_kwargs(out.pop("policy_kwargs")))
+    if "normalize" in out:
+        out.update(_normalize(out.pop("normalize")))
+    if "env_wrapper" in out:
+        wrappers = out.pop("env_wrapper")
+        out["wrappers"] = wrappers if isinstance(wrappers, list) else [wrappers]
+    if "frame_stack" in out:
+        stack = _integer(out.pop("frame_stack"), "frame_stack")
+        frame_stack = {"gymnasium.wrappers:FrameStackObservation": {"stack_size": stack}}
+        out["wrappers"] = [*(out.get("wrappers") or []), frame_stack]
+    if out.pop("use_sde", False):
+        raise ConfigError("use_sde: gSDE exploration is not implemented (Gaussian actions)")
+    for key in ("learning_rate", "clip_range"):
+        value = out.get(key)
+        if isinstance(value, str) and value.startswith("lin_"):
+            number = _number(value[4:], key)
+            out[key] = number
+            if key == "learning_rate":
+                out["lr_schedule"] = "linear"
+            else:
+                notes.append(
+                    f"clip_range {value}: read as a constant {number} (no clip-range schedule)"
+                )
+    for key, why in NOT_APPLICABLE.items():
+        if key in out:
+            raise ConfigError(f"{key} (rl-zoo) does not apply here: {why}")
+    return out, notes
+
+
+def _policy_kwargs(value: Any) -> dict[str, Any]:
+    """The zoo's `policy_kwargs` (a dict, or a string like "dict(ortho_init=False,
+    activation_fn=nn.ReLU, net_arch=dict(pi=[64], vf=[64]))") as our fields."""
+    kwargs = _parse_expression(value) if isinstance(value, str) else value
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"policy_kwargs must be a dict, got {value!r}")
+    out: dict[str, Any] = {}
+    for key, item in kwargs.items():
+        if key in SAME_POLICY_KWARGS:
+            out[key] = item
+        elif key == "activation_fn":
+            if item not in ACTIVATIONS:
+                raise ConfigError(f"policy_kwargs activation_fn {item}: use nn.ReLU or nn.Tanh")
+            out["activation_fn"] = ACTIVATIONS[item]
+        elif key == "net_arch":
+            out["net_arch"] = _net_arch(item)
+        elif key == "shared_lstm":
+            out["shared_lstm"] = bool(item)
+        elif key == "enable_critic_lstm":
+            if not item and not kwargs.get("shared_lstm"):
+                raise ConfigError(
+                    "policy_kwargs enable_critic_lstm=False without shared_lstm (a critic with "
+                    "no memory) is not offered; the critic has its own LSTM or shares the actor's"
+                )
+        else:
+            raise ConfigError(
+                f"policy_kwargs {key} does not apply here; the network's fields are "
+                "lstm_hidden_size, n_lstm_layers, shared_lstm, net_arch, activation_fn, "
+                "ortho_init, log_std_init"
+            )
+    return out
+
+
+def _net_arch(value: Any) -> list[int]:
+    """`[64, 64]`, or `dict(pi=[64], vf=[64])` when both heads are the same."""
+    if isinstance(value, dict):
+        pi, vf = value.get("pi"), value.get("vf")
+        if pi != vf or set(value) - {"pi", "vf"}:
+            raise ConfigError(
+                f"policy_kwargs net_arch {value}: actor and critic heads share one net_arch here"
+            )
+        value = pi
+    if not isinstance(value, list):
+        raise ConfigError(f"policy_kwargs net_arch must be a list of sizes, got {value!r}")
+    return value
+
+
+def _normalize(value: Any) -> dict[str, bool]:
+    """The zoo's `normalize` (VecNormalize): true (observations and rewards), false, or a dict
+    (or its string) with norm_obs / norm_reward."""
+    if isinstance(value, str):
+        value = _parse_expression(value)
+    if isinstance(value, bool):
+        return {"normalize_obs": value, "normalize_reward": value}
+    if isinstance(value, dict):
+        extra = set(value) - {"norm_obs", "norm_reward"}
+        if extra:
+            raise ConfigError(
+                f"normalize {', '.join(sorted(extra))}: only norm_obs and norm_reward apply here"
+            )
+        return {
+            "normalize_obs": bool(value.get("norm_obs", True)),
+            "normalize_reward": bool(value.get("norm_reward", True)),
+        }
+    raise ConfigError(f"normalize must be true, false or a dict, got {value!r}")
+
+
+def _parse_expression(text: str) -> Any:
+    """A zoo expression read as data, never run: literals, `dict(k=v)`, and `nn.X` names."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        raise ConfigError(f"cannot read {text!r} as a zoo expression") from None
+    return _value(tree, text)
+
+
+def _value(node: ast.AST, text: str) -> Any:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+        if node.args:
+            raise ConfigError(f"cannot read {text!r}: dict() with positional arguments")
+        return {k.arg: _value(k.value, text) for k in node.keywords}
+    if isinstance(node, ast.Dict):
+        return {
+            _value(k, text): _value(v, text) for k, v in zip(node.keys, node.values, strict=True)
+        }
+    if isinstance(node, ast.List | ast.Tuple):
+        return [_value(v, text) for v in node.elts]
+    if isinstance(node, ast.Attribute | ast.Name):
+        return ast.unparse(node)  # nn.ReLU, or a name such as True handled by Constant
+    if isinstance(node, ast.Constant):
+        return node.value
+    raise ConfigError(f"cannot read {text!r}: {ast.unparse(node)} is not plain data")
+
+
+def _number(text: str, key: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{key}: cannot read {text!r} as a number") from None
+
+
+def _integer(value: Any, key: str) -> int:
+    number = _number(str(value), key) if isinstance(value, str) else value
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    return number
