@@ -17,6 +17,7 @@ from agent import CheckpointError, EnvError, RecurrentPPO
 from agent.callbacks import RunPaths
 from agent.cli import UsageError, evaluate_parser, one_line, parse_env_kwargs
 from agent.evaluation import check_spaces, evaluate, make_eval_env
+from agent.figures import check_figure_path
 from agent.introspection import has_lstm_core, plot_memory, trace_episode
 
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError("--plot-memory needs matplotlib: pip install matplotlib")
             if args.plot_episodes <= 0:
                 raise UsageError(f"--plot-episodes must be positive, got {args.plot_episodes}")
+            check_figure_path(args.plot_memory)  # before the evaluation, not after it
         overrides = parse_env_kwargs(args.env_kwargs)
         checkpoint, note = find_checkpoint(Path(args.path))
         model = RecurrentPPO.load(checkpoint, env=None, device=args.device, env_overrides=overrides)

@@ -12,6 +12,7 @@ A run folder holds:
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import signal
@@ -23,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from agent.evaluation import evaluate
-from agent.introspection import has_lstm_core, memory_image, trace_episode
+from agent.introspection import figure_rgb, has_lstm_core, memory_figure, trace_episode
 from agent.ppo import RecurrentPPO
 
 
@@ -205,8 +206,9 @@ class TrainingCallback:
         return results
 
     def log_memory_trace(self, model: RecurrentPPO) -> None:
-        """Histograms of the gate activations and an image of the most active units over one
-        evaluation episode, under `memory/` in TensorBoard."""
+        """Histograms of the gate activations and cell state over one evaluation episode, and
+        the figure `evaluate.py --plot-memory` draws of it (as an RGB image), under `memory/` in
+        TensorBoard. The figure needs matplotlib; without it only the histograms are logged."""
         writer = model.tensorboard_writer()
         if writer is None or not has_lstm_core(model):
             return
@@ -220,7 +222,9 @@ class TrainingCallback:
             ("cell", trace.cell),
         ):
             writer.add_histogram(f"memory/{name}", values, step)
-        writer.add_image("memory/gates_and_cell", memory_image(trace), step)
+        if importlib.util.find_spec("matplotlib") is not None:
+            image = figure_rgb(memory_figure([trace]))
+            writer.add_image("memory/gates_and_cell", image, step, dataformats="HWC")
 
 
 def _crossed(previous: int, current: int, period: int) -> bool:

@@ -3,22 +3,30 @@
 `trace_episode` plays one episode with a trained model and records, at every step, the gate
 activations (input, forget, output) and the cell state of the actor's recurrent core (its last
 layer), recomputed from the core's weights and the state the model carried into that step.
-`plot_memory` draws them (with the observation) so a user can see a cue being stored, kept
-across the gap, and read out. `memory_image` turns a trace into a TensorBoard image.
+`memory_figure` draws them (with the observation) so a user can see a cue being stored, kept
+across the gap, and read out; `plot_memory` saves that figure to a file and `figure_rgb` renders
+it as an image for TensorBoard. Drawing needs matplotlib, imported only when drawing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from agent.figures import check_figure_path
 from agent.observations import tree_map
 from agent.peephole import PeepholeLSTM
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure, SubFigure
+
+MAX_OBSERVATION_ROWS = 16
+"""The plot's observation row shows at most this many components."""
 
 
 @dataclass
@@ -26,6 +34,8 @@ class MemoryTrace:
     """One episode. Per-step arrays have T rows; gate and cell arrays are [T, H]."""
 
     observations: np.ndarray
+    observation_names: tuple[str, ...]
+    """One name per column of `observations`: `obs[2]`, `key[0]`, `key ch1` (an image channel)."""
     input_gate: np.ndarray
     forget_gate: np.ndarray
     output_gate: np.ndarray
@@ -118,6 +128,7 @@ def trace_episode(
     success = info.get("success", info.get("is_success"))
     return MemoryTrace(
         observations=np.stack(rows["obs"]),
+        observation_names=_observation_names(obs),
         input_gate=np.stack(rows["i"]),
         forget_gate=np.stack(rows["f"]),
         output_gate=np.stack(rows["o"]),
@@ -129,66 +140,100 @@ def trace_episode(
 
 
 def plot_memory(traces: list[MemoryTrace], path: str | Path, units: int = 8) -> Path:
-    """Draw each trace as a column: observation, input/forget/output gates of the most active
-    units (heatmaps, time on the x axis) and their cell states (lines). Needs matplotlib."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
-        5, len(traces), figsize=(6 * len(traces), 10), sharex="col", squeeze=False
-    )
-    for col, trace in enumerate(traces):
-        chosen = trace.active_units(units)
-        ax = axes[:, col]
-        obs = trace.observations
-        bound = max(float(np.abs(obs).max()), 1e-6)
-        ax[0].imshow(
-            obs.T[:16], aspect="auto", interpolation="nearest", cmap="coolwarm",
-            vmin=-bound, vmax=bound,
-        )  # fmt: skip
-        outcome = "" if trace.success is None else f", success {trace.success:.0f}"
-        ax[0].set_title(f"episode {col + 1}: {len(obs)} steps{outcome}")
-        ax[0].set_ylabel("observation")
-        for row, (name, gate) in enumerate(
-            (
-                ("input gate", trace.input_gate),
-                ("forget gate", trace.forget_gate),
-                ("output gate", trace.output_gate),
-            ),
-            start=1,
-        ):
-            image = ax[row].imshow(
-                gate[:, chosen].T, aspect="auto", interpolation="nearest", vmin=0, vmax=1
-            )
-            ax[row].set_ylabel(f"{name}\n(unit)")
-            ax[row].set_yticks(range(len(chosen)), [str(u) for u in chosen], fontsize=6)
-        fig.colorbar(image, ax=ax[1:4], fraction=0.02)
-        ax[4].plot(trace.cell[:, chosen], linewidth=0.8)
-        ax[4].set_ylabel("cell state")
-        ax[4].set_xlabel("step")
-    path = Path(path)
+    """Draw `memory_figure(traces, units)` to `path` (any format `check_figure_path` accepts)
+    and return the path. Needs matplotlib."""
+    path = check_figure_path(path)
+    figure = memory_figure(traces, units)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    figure.savefig(path)
     return path
 
 
-def memory_image(trace: MemoryTrace, units: int = 16) -> np.ndarray:
-    """A [3, 4 * units, T] image (CHW, floats in [0, 1]): the input, forget and output gates and
-    the cell state (rescaled) of the most active units, stacked, for TensorBoard's add_image."""
+def memory_figure(traces: list[MemoryTrace], units: int = 8) -> Figure:
+    """One column per trace, its rows on one time axis (one column of pixels per step): the
+    observation, the input, forget and output gates of the `units` units whose cell state
+    varies most (heatmaps, one row per unit) and those units' cell states (lines). Each row has
+    a slot at its right for its colour bar or legend, so every row has the same width.
+
+    Drawn with matplotlib's Agg canvas, without pyplot (no global backend is chosen). The axes
+    are labelled for lookup: `observation`, `input gate`, `forget gate`, `output gate`, `cell`,
+    `colorbar` and `legend` (which names the units of the cell lines).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.5 * len(traces), 9.5), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    for col, (panel, trace) in enumerate(
+        zip(figure.subfigures(1, len(traces), squeeze=False)[0], traces, strict=True)
+    ):
+        _draw_trace(panel, trace, units, col + 1)
+    return figure
+
+
+def figure_rgb(figure: Figure) -> np.ndarray:
+    """`figure` drawn by the Agg canvas at its own size and dpi: [H, W, 3] uint8 (RGB)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _draw_trace(panel: SubFigure, trace: MemoryTrace, units: int, episode: int) -> None:
+    """Fill one subfigure with one trace (see `memory_figure`)."""
+    from matplotlib.ticker import MaxNLocator
+
+    steps = len(trace.observations)
+    shown = min(trace.observations.shape[1], MAX_OBSERVATION_ROWS)
     chosen = trace.active_units(units)
-    cell = trace.cell[:, chosen]
-    scale = max(float(np.abs(cell).max()), 1e-6)
-    blocks = [
-        trace.input_gate[:, chosen],
-        trace.forget_gate[:, chosen],
-        trace.output_gate[:, chosen],
-        (cell / scale + 1.0) / 2.0,
+    grid = panel.add_gridspec(
+        5, 2, width_ratios=[1.0, 0.04], height_ratios=[0.4 + 0.05 * shown, 1.0, 1.0, 1.0, 1.2]
+    )
+    top = panel.add_subplot(grid[0, 0], label="observation")
+    rows = [top] + [
+        panel.add_subplot(grid[row, 0], sharex=top, label=name)
+        for row, name in enumerate(("input gate", "forget gate", "output gate", "cell"), start=1)
     ]
-    gray = np.concatenate([b.T for b in blocks], axis=0).astype(np.float32)
-    return np.repeat(gray[None], 3, axis=0)
+    top.xaxis.set_major_locator(MaxNLocator(integer=True))  # shared: every row's steps
+    for ax in rows[:-1]:
+        ax.tick_params(labelbottom=False)
+    outcome = "" if trace.success is None else f", success {trace.success:.0f}"
+    panel.suptitle(f"episode {episode}: {steps} steps{outcome}")
+
+    obs = trace.observations[:, :shown].T
+    bound = max(float(np.abs(obs).max()), 1e-6)
+    image = rows[0].imshow(
+        obs, aspect="auto", interpolation="nearest", cmap="coolwarm", vmin=-bound, vmax=bound
+    )
+    names = trace.observation_names[:shown]
+    rows[0].set_yticks(range(shown), names, fontsize=7)
+    more = trace.observations.shape[1] - shown
+    rows[0].set_ylabel("observation" + (f"\n(+{more} more)" if more > 0 else ""))
+    panel.colorbar(image, cax=panel.add_subplot(grid[0, 1], label="colorbar"), label="value")
+
+    for ax, gate in zip(
+        rows[1:4], (trace.input_gate, trace.forget_gate, trace.output_gate), strict=True
+    ):
+        image = ax.imshow(
+            gate[:, chosen].T, aspect="auto", interpolation="nearest", vmin=0.0, vmax=1.0
+        )
+        ax.set_yticks(range(len(chosen)), [str(u) for u in chosen], fontsize=7)
+        ax.set_ylabel(f"{ax.get_label()}\n(unit)")
+    panel.colorbar(
+        image, cax=panel.add_subplot(grid[1:4, 1], label="colorbar"), label="gate activation"
+    )
+
+    # at whole steps, the centres of the heatmap cells: the shared x limits stay the images'
+    lines = rows[4].plot(np.arange(steps), trace.cell[:, chosen], linewidth=1.0)
+    rows[4].set_ylabel("cell state")
+    rows[4].set_xlabel("step")
+    key = panel.add_subplot(grid[4, 1], label="legend")
+    key.axis("off")
+    key.legend(
+        lines, [str(u) for u in chosen], title="unit", loc="center left", fontsize=7,
+        title_fontsize=7, frameon=False, borderaxespad=0.0,
+    )  # fmt: skip
 
 
 def _flat_observation(obs: Any) -> np.ndarray:
@@ -203,3 +248,17 @@ def _flat_observation(obs: Any) -> np.ndarray:
         channels = int(np.argmin(array.shape))
         return array.mean(axis=tuple(a for a in range(3) if a != channels))
     return array.reshape(-1)
+
+
+def _observation_names(obs: Any, prefix: str = "obs") -> tuple[str, ...]:
+    """Names of the components `_flat_observation(obs)` returns, in its order."""
+    if isinstance(obs, dict):
+        return tuple(n for k, v in obs.items() for n in _observation_names(v, str(k)))
+    if isinstance(obs, tuple):
+        return tuple(n for i, v in enumerate(obs) for n in _observation_names(v, f"{prefix}[{i}]"))
+    array = np.asarray(obs)
+    if array.ndim == 3:  # an image: `_flat_observation` keeps one value per channel
+        return tuple(f"{prefix} ch{c}" for c in range(min(array.shape)))
+    if array.size == 1:
+        return (prefix,)
+    return tuple(f"{prefix}[{i}]" for i in range(array.size))

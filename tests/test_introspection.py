@@ -1,5 +1,10 @@
-"""Memory introspection: gates recomputed from the weights agree with the core itself, and the
-plot and TensorBoard outputs are written."""
+"""Memory introspection: gates recomputed from the weights agree with the core itself; the
+memory figure shares one time axis across its rows, overlaps nothing and labels what it shows; it
+is what `--plot-memory` writes and what `--log-memory` logs; a path matplotlib cannot write is
+refused before any work."""
+
+import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +14,16 @@ import envs  # noqa: F401
 import evaluate as evaluate_script
 import train as train_script
 from agent import RecurrentPPO
-from agent.introspection import lstm_gates, trace_episode
+from agent.figures import check_figure_path
+from agent.introspection import (
+    MemoryTrace,
+    _flat_observation,
+    _observation_names,
+    figure_rgb,
+    lstm_gates,
+    memory_figure,
+    trace_episode,
+)
 from agent.recurrent import RecurrentCore
 
 
@@ -47,6 +61,7 @@ def test_trace_follows_the_episode_and_the_models_memory(tmaze_run):
     H = model.config.lstm_hidden_size
     assert trace.cell.shape == trace.forget_gate.shape == (6, H)
     assert trace.observations[0, 0] != 0 and np.all(trace.observations[1:, 0] == 0)
+    assert trace.observation_names == ("obs[0]", "obs[1]")
     assert trace.success in (0.0, 1.0)
     # the last recorded cell state is the actor's cell after the last step, as predict carries it
     state, start = None, np.ones(1, bool)
@@ -61,13 +76,22 @@ def test_trace_follows_the_episode_and_the_models_memory(tmaze_run):
     np.testing.assert_allclose(trace.cell[-1], state[1][0, 0, :H], atol=1e-6)
 
 
-def test_log_memory_writes_histograms_and_an_image(tmaze_run):
+def test_log_memory_logs_histograms_and_the_memory_figure(tmaze_run):
+    from PIL import Image
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tmaze_run / "tb"), size_guidance={"histograms": 0, "images": 0})
     events.Reload()
     assert {"memory/forget_gate", "memory/cell"} <= set(events.Tags()["histograms"])
-    assert [e.step for e in events.Images("memory/gates_and_cell")] == [128, 256]
+    images = events.Images("memory/gates_and_cell")
+    assert [e.step for e in images] == [128, 256]
+    # the last one is the figure of the final model's evaluation episode, pixel for pixel
+    model = RecurrentPPO.load(tmaze_run / "model.pt")
+    trace = trace_episode(model, "Memory/TMaze-v0", {"length": 5}, seed=10_000)
+    expected = figure_rgb(memory_figure([trace]))
+    logged = Image.open(io.BytesIO(images[-1].encoded_image_string))
+    assert logged.mode == "RGB" and (images[-1].height, images[-1].width, 3) == expected.shape
+    np.testing.assert_array_equal(np.asarray(logged), expected)
 
 
 def test_plot_memory_writes_a_png(tmaze_run, tmp_path, capsys):
@@ -88,3 +112,135 @@ def test_plot_memory_of_a_gru_is_a_clear_error(tmp_path, capsys):
     code = evaluate_script.main([str(tmp_path), "--plot-memory", str(tmp_path / "m.png")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "gru" in err
+
+
+@pytest.mark.parametrize("name", ["m.png", "m.PDF", "sub/m.svg", "m.jpg"])
+def test_check_figure_path_accepts_what_matplotlib_writes(name):
+    pytest.importorskip("matplotlib")
+    assert check_figure_path(name) == Path(name)
+
+
+@pytest.mark.parametrize("name", ["m.jpgx", "m", "m.png.bak"])
+def test_check_figure_path_refuses_in_one_line_naming_the_formats(name):
+    pytest.importorskip("matplotlib")
+    with pytest.raises(ValueError, match=r"use one of .*\.png.*\.svg") as error:
+        check_figure_path(name)
+    assert name in str(error.value) and "\n" not in str(error.value)
+
+
+def test_plot_memory_to_an_unknown_format_fails_before_evaluating(tmaze_run, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "plots" / "mem.jpgx"
+    code = evaluate_script.main([str(tmaze_run), "--plot-memory", str(out)])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""  # nothing evaluated
+    assert captured.err.startswith("error:") and captured.err.count("\n") == 1
+    assert ".jpgx" in captured.err and ".png" in captured.err
+    assert not (tmp_path / "plots").exists()
+
+
+def synthetic_trace(steps: int, obs_size: int, hidden: int, seed: int = 0) -> MemoryTrace:
+    """A trace with random gates and a drifting cell state, for layout checks."""
+    rng = np.random.default_rng(seed)
+    gates = rng.uniform(0, 1, (3, steps, hidden))
+    return MemoryTrace(
+        observations=rng.choice([-1.0, 0.0, 1.0], (steps, obs_size)),
+        observation_names=tuple(f"obs[{i}]" for i in range(obs_size)),
+        input_gate=gates[0], forget_gate=gates[1], output_gate=gates[2],
+        cell=rng.normal(0, 0.1, (steps, hidden)).cumsum(axis=0),
+        actions=np.zeros((steps, 1)), rewards=np.zeros(steps), success=1.0,
+    )  # fmt: skip
+
+
+LAYOUTS = [
+    pytest.param([(3, 1, 4)], id="3-steps"),
+    pytest.param([(11, 2, 16), (11, 2, 16)], id="tmaze-2-episodes"),
+    pytest.param([(300, 20, 64)], id="long-wide"),
+]
+ROWS = ("observation", "input gate", "forget gate", "output gate", "cell")
+
+
+def drawn(shapes):
+    pytest.importorskip("matplotlib")
+    traces = [synthetic_trace(*shape, seed=k) for k, shape in enumerate(shapes)]
+    figure = memory_figure(traces)
+    figure.canvas.draw()
+    return traces, figure
+
+
+def rows_of(panel):
+    return [next(ax for ax in panel.axes if ax.get_label() == name) for name in ROWS]
+
+
+@pytest.mark.parametrize("shapes", LAYOUTS)
+def test_memory_figure_rows_share_one_time_axis(shapes):
+    traces, figure = drawn(shapes)
+    for panel, trace in zip(figure.subfigs, traces, strict=True):
+        rows = rows_of(panel)
+        for ax in rows:  # same extent on screen and in steps: a column of pixels is one step
+            assert ax.get_xlim() == (-0.5, len(trace.observations) - 0.5)
+            assert ax.get_position().x0 == pytest.approx(rows[0].get_position().x0)
+            assert ax.get_position().x1 == pytest.approx(rows[0].get_position().x1)
+        for ax in rows[1:4]:  # one heatmap pixel per step and unit
+            assert ax.images[0].get_array().shape == (
+                min(8, trace.cell.shape[1]),
+                len(trace.observations),
+            )
+
+
+@pytest.mark.parametrize("shapes", LAYOUTS)
+def test_memory_figure_text_and_axes_neither_overlap_nor_leave_the_figure(shapes):
+    from matplotlib.text import Text
+
+    _, figure = drawn(shapes)
+    renderer = figure.canvas.get_renderer()
+    boxes = [ax.get_tightbbox(renderer) for panel in figure.subfigs for ax in panel.axes]
+    for panel in figure.subfigs:  # the episode titles
+        title = panel.get_suptitle()
+        texts = panel.findobj(Text)
+        boxes += [t.get_window_extent(renderer) for t in texts if t.get_text() == title]
+    assert len(boxes) == 9 * len(figure.subfigs)  # 5 rows, 2 colour bars, a legend, a title
+    for box in boxes:
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= figure.bbox.x1 and box.y1 <= figure.bbox.y1
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            assert not boxes[a].overlaps(boxes[b]), (a, b)
+
+
+@pytest.mark.parametrize("shapes", LAYOUTS)
+def test_memory_figure_has_integer_steps_and_says_what_it_shows(shapes):
+    traces, figure = drawn(shapes)
+    for panel, trace in zip(figure.subfigs, traces, strict=True):
+        rows = rows_of(panel)
+        low, high = rows[0].get_xlim()
+        steps = [t for t in rows[-1].get_xticks() if low <= t <= high]
+        assert len(steps) >= 2 and all(float(t).is_integer() for t in steps)
+        shown = min(trace.observations.shape[1], 16)
+        assert list(rows[0].get_yticks()) == list(range(shown))
+        assert [t.get_text() for t in rows[0].get_yticklabels()] == list(
+            trace.observation_names[:shown]
+        )
+        units = [t.get_text() for t in rows[1].get_yticklabels()]
+        assert units == [str(u) for u in trace.active_units(8)]
+        for ax in rows[2:4]:
+            assert [t.get_text() for t in ax.get_yticklabels()] == units
+        legend = next(ax for ax in panel.axes if ax.get_label() == "legend").get_legend()
+        assert [t.get_text() for t in legend.get_texts()] == units  # the cell lines' units
+        colours = [line.get_color() for line in rows[-1].get_lines()]
+        assert [h.get_color() for h in legend.legend_handles] == colours
+        labels = [ax.get_ylabel() for ax in panel.axes if ax.get_label() == "colorbar"]
+        assert labels == ["value", "gate activation"]
+
+
+@pytest.mark.parametrize(
+    "obs",
+    [
+        np.zeros(3, np.float32),
+        np.int64(2),
+        {"image": np.zeros((5, 4, 3), np.uint8), "flags": np.zeros(2), "t": 1.0},
+        (np.zeros(2), {"x": np.zeros(1)}),
+    ],
+)
+def test_observation_names_name_each_component_of_the_flat_observation(obs):
+    names = _observation_names(obs)
+    assert len(names) == len(set(names)) == _flat_observation(obs).size
