@@ -76,3 +76,68 @@ class RecallValueEnv(gym.Env):
         a = float(np.clip(np.asarray(action).reshape(-1)[0], -1.0, 1.0))
         reward = -((a - self.x) ** 2) / (self.length - 1) if self.t > 0 else 0.0
         return np.zeros(2, np.float32), reward, self.t >= self.length - 1, False, {}
+
+
+class ScriptedEpisodesEnv(gym.Env):
+    """Episodes of exactly `length` steps, all ended the same way (`end`: "terminated" or
+    "truncated"), so that a test knows where every episode starts and ends.
+
+    Under NEXT_STEP autoreset a vector env of these runs a cycle of `length` + 1 steps: steps
+    0 .. length - 1 of an episode (the last one ends it), then the reset step. The observation
+    after k steps of an episode is [k / length, 1] (the final one is [1, 1]); the reward of a
+    step is k + action / 2, so it is never 0 and depends on the action.
+    """
+
+    observation_space = spaces.Box(0.0, 1.0, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, length: int = 3, end: str = "terminated") -> None:
+        if end not in ("terminated", "truncated"):
+            raise ValueError(f"end must be 'terminated' or 'truncated', got {end!r}")
+        self.length = length
+        self.end = end
+        self.k = 0
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.k / self.length, 1.0], np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.k = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.k += 1
+        done = self.k >= self.length
+        reward = float(self.k) + 0.5 * float(action)
+        return (
+            self._obs(),
+            reward,
+            done and self.end == "terminated",
+            done and self.end == "truncated",
+            {},
+        )
+
+
+SCRIPT = ((3, "truncated"), (5, "terminated"), (8, "truncated"), (8, "terminated"))
+"""(length, end) of each copy of a scripted vector env. With 8-step rollouts, copy 0 truncates
+mid-rollout and starts an episode at the second rollout's first step; copy 1 terminates
+mid-rollout and is mid-episode at the rollout boundary; copies 2 and 3 end an episode (truncated,
+terminated) at the first rollout's last step, so the second rollout begins with their reset steps."""
+
+
+def scripted_vector(script=SCRIPT) -> gym.vector.SyncVectorEnv:
+    """A vector env (NEXT_STEP autoreset) of `ScriptedEpisodesEnv` copies, one per (length, end)."""
+    return gym.vector.SyncVectorEnv(
+        [lambda length=length, end=end: ScriptedEpisodesEnv(length, end) for length, end in script]
+    )
+
+
+def scripted_steps(script, n_steps: int, first: int = 0) -> dict[str, np.ndarray]:
+    """Where the episodes of `scripted_vector(script)` stand at vector steps first ..
+    first + n_steps - 1 (counted from the reset): bool [T, E] arrays `start` (first step of an
+    episode), `end` (the step that ends it) and `reset` (the autoreset step after an end)."""
+    t = np.arange(first, first + n_steps)[:, None]
+    lengths = np.array([length for length, _ in script])[None, :]
+    phase = t % (lengths + 1)
+    return {"start": phase == 0, "end": phase == lengths - 1, "reset": phase == lengths}
