@@ -6,7 +6,9 @@ returning plain data (arrays, ints, strings, nested dicts), as the native vector
 do. Gymnasium's own envs have no such interface (their state is Python objects, and a checkpoint
 never holds code), so a run on them resumes with fresh episodes seeded from the step count.
 `RecordEpisodeStatistics`' running sums are kept too, so the returns logged after a resume count
-the whole episode.
+the whole episode. Gymnasium does not document those attributes (`STAT_FIELDS` and
+`episode_count`): tests/test_resume.py pins their meaning (checked on Gymnasium 1.4.0) and fails
+if a release changes them.
 """
 
 from __future__ import annotations

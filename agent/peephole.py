@@ -12,11 +12,15 @@ Parameters are named and laid out as `torch.nn.LSTM`'s (gate order i, f, g, o), 
 [3, H] for (p_i, p_f, p_o), so gate-bias initialisation and introspection treat both alike. The
 peepholes start at zero: the cell starts as a plain LSTM and learns to look at its memory.
 
-Speed: the input projection of all steps is one matrix product; the time loop is TorchScript,
-so each step is one fused matmul and a few elementwise kernels without Python in between.
-Measured on a 2-core CPU (one thread; 100 steps, batch 32, 64 units, forward and backward):
-100 ms scripted, 150 ms as plain Python, against 15 ms for `nn.LSTM`'s oneDNN kernel. The
-peephole cell is for experiments on what peepholes add, not for speed.
+Speed: the input projection of all steps is one matrix product; the time loop is plain Python
+(TorchScript, which it used before, is deprecated), written to keep autograd's work per step
+small: `unbind` hands out the steps' inputs as views whose gradients are stacked once (indexing
+`xw[t]` made every step's backward write a zero gradient the size of the whole sequence), and
+each step is one matmul and a few fused elementwise kernels. Measured on a 2-core CPU (one
+thread; 128 steps, batch 16, 128 units, forward and backward, CPU time, medians of interleaved
+repeats): 66 ms, against 90 ms for the TorchScript loop it replaced and 22 ms for `nn.LSTM`'s
+oneDNN kernel. `torch.compile` of the step took two minutes to compile and ran no faster than
+TorchScript. The peephole cell is for experiments on what peepholes add, not for speed.
 """
 
 from __future__ import annotations
@@ -27,22 +31,21 @@ import torch
 from torch import nn
 
 
-@torch.jit.script
 def peephole_layer(
     xw: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w_hh: torch.Tensor, peep: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run one layer over time. xw [L, N, 4H] (inputs projected, biases added), h, c [N, H],
     w_hh [4H, H], peep [3, H]. Returns the outputs [L, N, H] and the last (h, c)."""
-    outs = []
+    n, hidden = h.shape
     w_t = w_hh.t()
-    for t in range(xw.shape[0]):
-        gates = torch.addmm(xw[t], h, w_t)
-        i, f, g, o = gates.chunk(4, 1)
-        i = torch.sigmoid(i + peep[0] * c)
-        f = torch.sigmoid(f + peep[1] * c)
-        c = f * c + i * torch.tanh(g)
-        o = torch.sigmoid(o + peep[2] * c)
-        h = o * torch.tanh(c)
+    peep_if, peep_o = peep[:2], peep[2]
+    outs = []
+    for x_t in xw.unbind(0):
+        # [N, 4, H]: gates (i, f) together, then g and o
+        g_if, g_g, g_o = torch.addmm(x_t, h, w_t).view(n, 4, hidden).split((2, 1, 1), dim=1)
+        i, f = torch.addcmul(g_if, peep_if, c.unsqueeze(1)).sigmoid().unbind(1)
+        c = torch.addcmul(f * c, i, g_g.squeeze(1).tanh())
+        h = torch.addcmul(g_o.squeeze(1), peep_o, c).sigmoid() * c.tanh()
         outs.append(h)
     return torch.stack(outs), h, c
 

@@ -388,7 +388,7 @@ class RecurrentPPO:
                         "loss); likely causes: a learning rate too high, "
                         "unnormalised observations or rewards, or NaN/inf from the env"
                     )
-                self.params.adam_step(self.optimizer)
+                self.optimizer.step()
                 last_loss = loss.detach()
                 for key, value in (
                     ("pg", pg.loss), ("vf", vf), ("ent", entropy), ("kl", pg.approx_kl),

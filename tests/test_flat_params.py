@@ -91,21 +91,51 @@ def test_optimizer_state_of_another_model_is_refused():
         other.optimizer_state(oa.state_dict())
 
 
-def test_direct_adam_step_equals_the_optimizer_step():
-    (a, pa, oa), (b, pb, ob) = pair()
+def test_fused_adam_on_the_flat_tensor_trains_like_per_tensor_adam():
+    """The training loop's optimizer: `torch.optim.Adam(fused=True)`'s public step over the one
+    flat tensor updates the module's parameters in place."""
+    (a, pa, _), (b, pb, _) = pair()
     oa = torch.optim.Adam(pa.tensors, lr=1e-2, eps=1e-7, fused=True)
     ob = torch.optim.Adam(pb.tensors, lr=1e-2, eps=1e-7, fused=True)
-    public_steps = []
-    public_step = ob.step
-    ob.step = lambda: public_steps.append(1) or public_step()
-    for k in range(4):
-        x = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(k))
-        for net, params, opt in ((a, pa, oa), (b, pb, ob)):
-            params.zero_grad()
-            loss_of(net, x).backward()
-            params.clip_grad_norm_(0.1)
-            params.adam_step(opt)
-    assert len(public_steps) == 1  # only the first, which makes the state; then the kernel
+    train_steps(a, pa, oa, 4)
+    train_steps(b, pb, ob, 4)
     assert float(ob.state[pb.flat]["step"]) == 4.0
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
+
+
+class Tied(nn.Module):
+    """One parameter under three names: twice in one module, once in another."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(2, 2)
+        self.second = nn.Linear(2, 2)
+        self.second.weight = self.first.weight
+        self.first.alias = self.first.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.first(x)) + x @ self.first.alias
+
+
+def test_a_shared_parameter_stays_shared_and_is_stored_once():
+    torch.manual_seed(0)
+    net = Tied()
+    before = [p.detach().clone() for p in net.parameters()]
+    params = Parameters(net, flat=True)
+    assert params.flat.numel() == 4 + 2 + 2
+    assert net.first.weight is net.second.weight is net.first.alias is params.params[0]
+    for p, b in zip(net.parameters(), before, strict=True):
+        assert torch.equal(p, b)
+    opt = torch.optim.Adam(params.tensors, lr=0.1)
+    net(torch.randn(3, 2)).sum().backward()
+    opt.step()
+    assert not torch.equal(net.first.weight, before[0])
+    assert torch.equal(net.first.weight, params.flat[:4].view(2, 2))
+
+
+def test_attach_refuses_parameters_moved_out_of_the_flat_tensor():
+    _, (b, pb, _) = pair()
+    b.double()
+    with pytest.raises(RuntimeError, match="flat tensor"):
+        pb.attach()

@@ -91,3 +91,64 @@ def test_step_weights_are_a_copy_made_again_after_an_update():
     torch.testing.assert_close(fresh, expected[0].detach(), atol=1e-6, rtol=1e-5)
     assert torch.equal(stale, before)
     assert torch.equal(fresh[:, :5], before[:, :5]) and not torch.equal(fresh[:, 5:], before[:, 5:])
+
+
+def peephole_reference(core, x, h, c):
+    """The module docstring's equations, one step at a time, for a one-layer peephole core."""
+    rnn = core.rnns[0]
+    w_ih, w_hh, b_ih, b_hh, peep = rnn.layer_weights(0)
+    outs = []
+    for x_t in x:
+        i, f, g, o = (x_t @ w_ih.t() + h @ w_hh.t() + b_ih + b_hh).chunk(4, dim=1)
+        i = torch.sigmoid(i + peep[0] * c)
+        f = torch.sigmoid(f + peep[1] * c)
+        c = f * c + i * torch.tanh(g)
+        o = torch.sigmoid(o + peep[2] * c)
+        h = o * torch.tanh(c)
+        outs.append(h)
+    return torch.stack(outs), h, c
+
+
+def test_peephole_cell_follows_its_equations_and_their_gradients():
+    torch.manual_seed(0)
+    core = RecurrentCore(3, 5, 1, "peephole")
+    with torch.no_grad():
+        core.rnns[0].peep_l0.uniform_(-1, 1)
+    x, state = torch.randn(7, 4, 3), torch.randn(2, 1, 4, 5)
+    out, new_state = core(x, state)
+    expected, h, c = peephole_reference(core, x, state[0, 0], state[1, 0])
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(new_state, torch.stack((h, c)).unsqueeze(1))
+    params = list(core.parameters())
+    got = torch.autograd.grad((out.sin().sum() + new_state[1].sum()), params)
+    want = torch.autograd.grad((expected.sin().sum() + c.sum()), params)
+    for name, g, w in zip([n for n, _ in core.named_parameters()], got, want, strict=True):
+        torch.testing.assert_close(g, w, msg=f"gradient of {name}")
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_peephole_cell_without_peepholes_is_nn_lstm(layers):
+    torch.manual_seed(0)
+    core = RecurrentCore(3, 5, layers, "peephole")
+    lstm = torch.nn.LSTM(3, 5, layers)
+    lstm.load_state_dict(
+        {k: v for k, v in core.rnns[0].state_dict().items() if not k.startswith("peep")}
+    )
+    x, state = torch.randn(6, 4, 3), torch.randn(2, layers, 4, 5)
+    out, new_state = core(x, state)
+    want, (h, c) = lstm(x, (state[0], state[1]))
+    torch.testing.assert_close(out, want)
+    torch.testing.assert_close(new_state, torch.stack((h, c)))
+    out.pow(2).sum().backward()
+    want.pow(2).sum().backward()
+    for name, p in lstm.named_parameters():
+        torch.testing.assert_close(getattr(core.rnns[0], name).grad, p.grad, msg=name)
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "peephole", "none"])
+def test_outputs_are_the_forward_outputs(rnn_type):
+    torch.manual_seed(0)
+    core = RecurrentCore(3, 5, 2, rnn_type, groups=2)
+    x, state = torch.randn(6, 4, 3), torch.randn(core.state_slots, 2, 4, 10)
+    out, _ = core(x, state)
+    torch.testing.assert_close(torch.cat(core.outputs(x, state), dim=-1), out)

@@ -2,14 +2,18 @@
 that never stopped (same optimizer moments, learning-rate position, normaliser statistics, RNG
 streams, env episodes and recurrent memory)."""
 
+import copy
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 import envs  # noqa: F401
 import train as train_script
 from agent import RecurrentPPO
+from agent.env_state import STAT_FIELDS, get_env_state, set_env_state
 
 SETTINGS = {
     "env_kwargs": {"length": 6},
@@ -139,3 +143,48 @@ def test_an_abandoned_iteration_leaves_no_trace():
         model.stop_check = None
         model.learn(4096 - model.num_timesteps, reset_num_timesteps=False)
         assert_same_weights(straight, model)
+
+
+@pytest.mark.parametrize("save_after", [20, 27])  # just after all episodes ended; mid-episode
+def test_record_episode_statistics_keeps_what_env_state_saves(save_after):
+    """`agent.env_state` saves and restores the running sums of Gymnasium's
+    `RecordEpisodeStatistics` through attributes that Gymnasium does not document
+    (`STAT_FIELDS` and `episode_count`; checked on Gymnasium 1.4.0). This fails if a release
+    renames them or changes their meaning: a resumed run would then log wrong episode returns."""
+
+    def make():
+        return RecordEpisodeStatistics(
+            gym.make_vec(
+                "Memory/RepeatFirst-v0", num_envs=3, vectorization_mode="vector_entry_point"
+            )
+        )
+
+    def actions(t):
+        return np.array([t % 2, (t // 2) % 3, 1]) % 4
+
+    def logged_episodes(env):
+        logged = []
+        for t in range(save_after, save_after + 30):
+            *_, info = env.step(actions(t))
+            if "_episode" in info:
+                episode = info["episode"]
+                logged.append(
+                    (info["_episode"].tolist(), episode["r"].tolist(), episode["l"].tolist())
+                )
+        return logged, env.episode_count
+
+    env = make()
+    missing = [name for name in (*STAT_FIELDS, "episode_count") if not hasattr(env, name)]
+    assert not missing, f"Gymnasium {gym.__version__}'s RecordEpisodeStatistics has no {missing}"
+    env.reset(seed=1)
+    for t in range(save_after):
+        env.step(actions(t))
+    assert env.episode_returns.any() and env.episode_count == 3
+    saved = copy.deepcopy(get_env_state(env))  # it shares memory with the env
+    expected = logged_episodes(env)
+    assert expected[0]
+
+    other = make()
+    other.reset(seed=99)
+    set_env_state(other, saved)
+    assert logged_episodes(other) == expected
