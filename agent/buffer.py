@@ -14,7 +14,8 @@ class RolloutBuffer:
 
     Fields (all [T, E, ...]): observations, actions, log_probs, values, rewards, terminated,
     truncated, valid (False on the reset steps of NEXT_STEP autoreset), episode_starts (the state
-    was reset before this step), and the recurrent state fed into each step.
+    was reset before this step), and the recurrent state fed into each step; `last_values` [E];
+    and, once `RecurrentPPO.compute_advantages` has run, advantages and returns.
 
     While the rollout is collected, what the env returns is kept in numpy and the policy's
     outputs in lists (a copy per field and step costs more than the step's math at small batch
@@ -74,14 +75,15 @@ class RolloutBuffer:
         self._np["terminated"][t] = terminated
         self._np["truncated"][t] = truncated
 
-    def finish(self) -> None:
-        """Make every field a tensor on the device, once all `n_steps` steps are stored."""
+    def finish(self, last_values: torch.Tensor) -> None:
+        """Make every field a tensor on the device, once all `n_steps` steps are stored.
+        `last_values` [E] are the values of the observations that follow the last step (what
+        a rollout that ends mid-episode bootstraps from)."""
+        self.last_values = last_values
         for name, values in self._steps.items():
             setattr(self, name, torch.stack(values))
         for name, array in self._np.items():
             setattr(self, name, torch.as_tensor(array, device=self.device))
-        self.advantages = torch.zeros_like(self.values)
-        self.returns = torch.zeros_like(self.values)
 
     def _flat(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         return x.reshape(self.n_steps * self.n_envs, *x.shape[2:])[index]

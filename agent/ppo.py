@@ -239,6 +239,7 @@ class RecurrentPPO:
                 try:
                     buffer = self.collect_rollout()
                     collect_time = time.perf_counter() - start
+                    self.compute_advantages(buffer)
                     self.logs = self.train(buffer)
                 except StopTraining:
                     self.load_training_state(before)
@@ -268,7 +269,7 @@ class RecurrentPPO:
         self._reset_step = torch.zeros_like(self._episode_start)
 
     def collect_rollout(self) -> RolloutBuffer:
-        """Step the envs `n_steps` times, store everything, and compute advantages.
+        """Step the envs `n_steps` times and store everything, with the values to bootstrap from.
 
         Gymnasium's NEXT_STEP autoreset: after a step that ends an episode, the next step only
         resets the env (the action is ignored, reward 0). That reset step is stored with
@@ -312,22 +313,27 @@ class RecurrentPPO:
             self._episode_start = torch.as_tensor(starts, device=self.device)
             self._reset_step = torch.as_tensor(resets, device=self.device)
 
-        buffer.finish()
         last_obs = self._obs_to_tensor(self._last_obs, update_stats=False)
-        last_values = self.policy.value(
-            last_obs, reset_state(self._state, self._episode_start), weights
+        buffer.finish(
+            last_values=self.policy.value(
+                last_obs, reset_state(self._state, self._episode_start), weights
+            )
         )
+        return buffer
+
+    def compute_advantages(self, buffer: RolloutBuffer) -> None:
+        """GAE over the rollout: sets `buffer.advantages` and `buffer.returns` (zero on reset
+        steps; truncation bootstraps from the stored values, termination does not)."""
         buffer.advantages, buffer.returns = compute_gae(
             buffer.rewards,
             buffer.values,
-            last_values,
+            buffer.last_values,
             buffer.terminated,
             buffer.truncated,
             buffer.valid,
-            cfg.gamma,
-            cfg.gae_lambda,
+            self.config.gamma,
+            self.config.gae_lambda,
         )
-        return buffer
 
     def train(self, buffer: RolloutBuffer) -> dict[str, float]:
         """PPO epochs over the rollout's sequences; returns the logged statistics.

@@ -30,6 +30,7 @@ def test_recomputed_log_probs_and_values_match_rollout(rnn_type, shared_lstm, bp
     model._start_episodes()
     model.collect_rollout()  # a second rollout starts from a carried, non-zero state
     buffer = model.collect_rollout()
+    model.compute_advantages(buffer)
     lp_err, v_err, starts_inside = replay_errors(model, buffer)
     assert starts_inside >= 8, "the rollout should contain many episode ends"
     assert lp_err < 1e-5
@@ -49,6 +50,7 @@ def test_replay_detects_a_state_that_is_not_carried():
     )
     model._start_episodes()
     buffer = model.collect_rollout()
+    model.compute_advantages(buffer)
     buffer.states.zero_()
     lp_err, v_err, _ = replay_errors(model, buffer)
     assert lp_err > 1e-4 and v_err > 1e-4
@@ -65,6 +67,7 @@ def test_first_update_replays_inside_train(monkeypatch):
     )
     model._start_episodes()
     buffer = model.collect_rollout()
+    model.compute_advantages(buffer)
     logs = model.train(buffer)
     assert logs["train/approx_kl"] == pytest.approx(0.0, abs=1e-7)
     assert logs["train/clip_fraction"] == 0.0

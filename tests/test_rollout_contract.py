@@ -54,6 +54,8 @@ def two_rollouts(monkeypatch, **overrides):
     recorder = Recorder(model, monkeypatch)
     model._start_episodes()
     buffers = [model.collect_rollout(), model.collect_rollout()]
+    for buffer in buffers:
+        model.compute_advantages(buffer)
     return model, recorder, buffers
 
 

@@ -41,6 +41,7 @@ def test_observation_spaces(name):
     model = make(OBS_SPACES[name], DISCRETE)
     model.learn(96)
     buffer = model.collect_rollout()
+    model.compute_advantages(buffer)
     lp_err, v_err, _ = replay_errors(model, buffer)
     assert lp_err < 1e-5 and v_err < 1e-5
     obs = OBS_SPACES[name].sample()
@@ -54,6 +55,7 @@ def test_action_spaces(name):
     model = make(BOX, space)
     model.learn(96)  # AnySpaceEnv asserts every action it receives is in the space
     buffer = model.collect_rollout()
+    model.compute_advantages(buffer)
     lp_err, _, _ = replay_errors(model, buffer)
     assert lp_err < 1e-5
     actions, _ = model.predict(np.stack([BOX.sample() for _ in range(5)]))
@@ -65,6 +67,7 @@ def test_box_actions_are_clipped_for_the_env_only():
     model = make(BOX, ACTION_SPACES["box"], log_std_init=2.0)
     model._start_episodes()
     buffer = model.collect_rollout()
+    model.compute_advantages(buffer)
     assert buffer.actions.abs().max() > 2.0  # the stored samples are not clipped ...
     lp_err, _, _ = replay_errors(model, buffer)  # ... and their log-probs replay exactly
     assert lp_err < 1e-5

@@ -36,7 +36,9 @@ def second_rollout(**overrides):
     model = RecurrentPPO(scripted_vector(), **(config | overrides))
     model._start_episodes()
     model.collect_rollout()
-    return model, model.collect_rollout()
+    buffer = model.collect_rollout()
+    model.compute_advantages(buffer)
+    return model, buffer
 
 
 def train_once(model: RecurrentPPO, buffer) -> tuple[dict[str, float], torch.Tensor]:

@@ -15,6 +15,7 @@ def test_value_of_an_endless_task_is_not_cut_by_the_time_limit():
     )
     model.learn(16_000)
     buffer = model.collect_rollout()
+    model.compute_advantages(buffer)
     values = buffer.values[buffer.valid]
     assert values.mean().item() > 4.6, values.mean().item()
     assert values.min().item() > 4.0, values.min().item()
