@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -17,11 +16,10 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
+from agent import checkpoint
 from agent.buffer import RolloutBuffer
-from agent.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from agent.config import PPOConfig
 from agent.encoders import is_image_space
-from agent.env_state import get_env_state, set_env_state
 from agent.flat_params import Parameters
 from agent.gae import compute_gae
 from agent.losses import explained_variance, policy_loss, value_loss
@@ -30,7 +28,6 @@ from agent.observations import Obs, batch_size_of, to_tensor, tree_map
 from agent.policy import RecurrentActorCritic
 from agent.recurrent import reset_state
 from agent.sequences import Sequences, make_minibatch, pack, split_sequences
-from agent.spaces_json import space_from_dict, space_to_dict
 from agent.vec_env import EnvError, check_autoreset, make_vec_env
 
 Callback = Callable[["RecurrentPPO"], bool | None]
@@ -524,100 +521,20 @@ class RecurrentPPO:
         return env_actions, tuple(step.state.cpu().numpy())
 
     # ---------------------------------------------------------------------- saving, loading ---
+    # What a checkpoint holds, and how it is put back, lives in `agent.checkpoint`.
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Write a checkpoint (atomically) with everything needed to predict and to resume."""
-        payload: dict[str, Any] = {
-            "config": json.dumps(self.config.to_dict()),
-            "env_spec": json.dumps(self.env_spec),
-            "observation_space": json.dumps(space_to_dict(self.observation_space)),
-            "action_space": json.dumps(space_to_dict(self.action_space)),
-            "extra": json.dumps(extra or {}),
-            **self.training_state(),
-        }
-        return save_checkpoint(payload, path)
+        """Write a checkpoint (atomically) with everything needed to predict and to resume;
+        `extra` is JSON-able data of the caller's (train.py keeps its schedule there)."""
+        return checkpoint.save_checkpoint(checkpoint.model_payload(self, extra), path)
 
     def training_state(self) -> dict[str, Any]:
-        """Everything that training changes, as data: weights, optimizer, counters, random
-        streams, normalisers and (when the env can save its state) the rollout's position.
-        `load_training_state` puts it back. The tensors may share memory with the model."""
-        state: dict[str, Any] = {
-            "policy": self.policy.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "num_timesteps": self.num_timesteps,
-            "total_timesteps": self.total_timesteps,
-            "n_updates": self.n_updates,
-            "torch_rng": torch.get_rng_state(),
-            "generator_rng": self.generator.get_state(),
-        }
-        if self.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        if self.obs_normalizer is not None:
-            state["obs_normalizer"] = self.obs_normalizer.state_dict()
-        if self.reward_normalizer is not None:
-            state["reward_normalizer"] = self.reward_normalizer.state_dict()
-        rollout = self._rollout_state()
-        if rollout is not None:
-            state["rollout"] = rollout
-        return state
+        """Everything that training changes, as data (see `checkpoint.training_state`)."""
+        return checkpoint.training_state(self)
 
     def load_training_state(self, state: dict[str, Any], restore_rollout: bool = True) -> None:
-        """Put back what `training_state` returned (with the rollout's position when
-        `restore_rollout` and it was saved). Raises KeyError, ValueError, TypeError or
-        RuntimeError when it does not fit this model."""
-        self.policy.load_state_dict(state["policy"])
-        self.params.attach()
-        self.optimizer.load_state_dict(self.params.optimizer_state(state["optimizer"]))
-        self.num_timesteps = int(state["num_timesteps"])
-        self.total_timesteps = int(state["total_timesteps"])
-        self.n_updates = int(state["n_updates"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        self.generator.set_state(state["generator_rng"])
-        if self.obs_normalizer is not None:
-            self.obs_normalizer.load_state_dict(state["obs_normalizer"])
-        if self.reward_normalizer is not None:
-            self.reward_normalizer.load_state_dict(state["reward_normalizer"])
-        if restore_rollout and "rollout" in state:
-            self._restore_rollout_state(state["rollout"])
-
-    def _rollout_state(self) -> dict[str, Any] | None:
-        """Where the envs and the memory stand between two rollouts, when the env can save its
-        state (see `agent.env_state`): with it, a resumed run continues the same episodes and
-        trains to the same weights as an uninterrupted one."""
-        if self.env is None or self._last_obs is None:
-            return None
-        env_state = get_env_state(self.env)
-        if env_state is None:
-            return None
-        stats = self.episode_stats
-        return {
-            "env": env_state,
-            "last_obs": tree_map(lambda x: torch.as_tensor(np.asarray(x)), self._last_obs),
-            "memory": self._state.cpu(),
-            "episode_start": self._episode_start.cpu(),
-            "reset_step": self._reset_step.cpu(),
-            "episode_returns": torch.tensor(list(stats.returns), dtype=torch.float64),
-            "episode_lengths": torch.tensor(list(stats.lengths), dtype=torch.int64),
-            "episode_successes": torch.tensor(list(stats.successes), dtype=torch.float64),
-            "episodes": stats.episodes,
-        }
-
-    def _restore_rollout_state(self, rollout: dict[str, Any]) -> None:
-        """Undo `_rollout_state`: the next `learn(reset_num_timesteps=False)` goes on from here."""
-        set_env_state(self.env, rollout["env"])
-        self._last_obs = tree_map(lambda x: x.numpy(), rollout["last_obs"])
-        self._state = rollout["memory"].to(self.device)
-        self._episode_start = rollout["episode_start"].to(self.device)
-        self._reset_step = rollout["reset_step"].to(self.device)
-        stats = self.episode_stats
-        for window in (stats.returns, stats.lengths, stats.successes):
-            window.clear()
-        stats.returns.extend(rollout["episode_returns"].tolist())
-        stats.lengths.extend(rollout["episode_lengths"].tolist())
-        stats.successes.extend(rollout["episode_successes"].tolist())
-        stats.episodes = int(rollout["episodes"])
+        """Put back what `training_state` returned (see `checkpoint.load_training_state`)."""
+        checkpoint.load_training_state(self, state, restore_rollout)
 
     @classmethod
     def load(
@@ -632,52 +549,10 @@ class RecurrentPPO:
 
         `env`: None for a model that only predicts; "recorded" to rebuild the env the checkpoint
         was trained on (its id, kwargs and wrappers; `env_overrides` update the kwargs); a
-        Gymnasium id or a VectorEnv to continue on another one with the same spaces.
+        Gymnasium id or a VectorEnv to continue on another one with the same spaces. Raises
+        `CheckpointError` (or `EnvError`) with one line on any problem.
         """
-        payload = load_checkpoint(path)
-        try:
-            config = PPOConfig.from_dict(json.loads(payload["config"]))
-            env_spec = json.loads(payload["env_spec"])
-            obs_space = space_from_dict(json.loads(payload["observation_space"]))
-            act_space = space_from_dict(json.loads(payload["action_space"]))
-        except (KeyError, ValueError, TypeError) as e:
-            raise CheckpointError(f"{path}: malformed checkpoint metadata ({e})") from None
-        config.device = device
-        kwargs = dict(env_spec.get("kwargs") or {})
-        kwargs.update(env_overrides or {})
-        wrappers = env_spec.get("wrappers") or []
-        env_is_recorded = env == "recorded"
-        if env_is_recorded:
-            if not env_spec.get("id"):
-                raise CheckpointError(f"{path} does not record which env it was trained on")
-            env = env_spec["id"]
-        model = cls(
-            env,
-            config,
-            env_kwargs=kwargs,
-            wrappers=wrappers,
-            tensorboard_log=tensorboard_log,
-            observation_space=obs_space,
-            action_space=act_space,
-        )
-        if model.observation_space != obs_space or model.action_space != act_space:
-            raise EnvError(
-                f"the env's spaces ({model.observation_space}, {model.action_space}) differ from "
-                f"the checkpoint's ({obs_space}, {act_space})"
-            )
-        if env is None or isinstance(env, str):
-            env_id = env if isinstance(env, str) else env_spec.get("id")
-            model.env_spec = {"id": env_id, "kwargs": kwargs, "wrappers": wrappers}
-        # The saved episodes continue only on the env they were saved from, unchanged.
-        restore_rollout = env_is_recorded and not env_overrides
-        try:
-            model.load_training_state(payload, restore_rollout)
-        except (KeyError, RuntimeError, ValueError, TypeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            model.close()
-            raise CheckpointError(f"{path}: the training state does not fit ({first})") from None
-        model.checkpoint_extra = json.loads(payload.get("extra", "{}"))
-        return model
+        return checkpoint.load_model(cls, path, env, device, tensorboard_log, env_overrides)
 
 
 def _has_episode_statistics(env: VectorEnv) -> bool:
