@@ -15,8 +15,8 @@ from typing import Any
 
 from agent import CheckpointError, EnvError, RecurrentPPO
 from agent.callbacks import RunPaths
-from agent.cli import UsageError, evaluate_parser, one_line, parse_env_kwargs
-from agent.evaluation import check_spaces, evaluate, make_eval_env
+from agent.cli import UsageError, evaluate_parser, one_line, parse_env_kwargs, run_script
+from agent.evaluation import check_spaces, evaluate_recorded_env, make_eval_env
 from agent.figures import check_figure_path
 from agent.introspection import has_lstm_core, plot_memory, trace_episode
 
@@ -78,11 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     try:
-        results = evaluate(
+        results = evaluate_recorded_env(
             model,
-            spec["id"],
-            spec["kwargs"],
-            spec["wrappers"],
             n_episodes=args.episodes,
             seed=args.seed,
             deterministic=not args.stochastic,
@@ -134,8 +131,4 @@ def _report(results: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # before training started (or after it ended): nothing to save
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_script(main)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from agent.cli import Parser, UsageError, one_line
+from agent.cli import Parser, UsageError, one_line, run_script
 
 
 def plot_parser() -> Parser:
@@ -69,8 +69,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_script(main)

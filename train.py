@@ -25,6 +25,7 @@ from agent.cli import (
     one_line,
     resolve_schedule,
     resolve_settings,
+    run_script,
     train_parser,
 )
 from agent.runs import write_config
@@ -303,8 +304,4 @@ def _tqdm_write(message: str) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # before training started (or after it ended): nothing to save
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_script(main)

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agent.evaluation import evaluate
+from agent.evaluation import evaluate_recorded_env
 from agent.introspection import figure_rgb, has_lstm_core, memory_figure, trace_episode
 from agent.ppo import RecurrentPPO
 
@@ -171,12 +171,8 @@ class TrainingCallback:
     def evaluate(self, model: RecurrentPPO) -> dict[str, Any]:
         """Run `eval_episodes` deterministic episodes on the training env's spec; log
         `eval/mean_reward`, `eval/mean_ep_length`, `eval/success_rate`; keep the best model."""
-        spec = model.env_spec
-        results = evaluate(
+        results = evaluate_recorded_env(
             model,
-            spec["id"],
-            spec["kwargs"],
-            spec["wrappers"],
             n_episodes=self.eval_episodes,
             seed=self.eval_seed,
             deterministic=True,

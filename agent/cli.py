@@ -56,6 +56,16 @@ def one_line(error: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(error).__name__
 
 
+def run_script(main: typing.Callable[[], int]) -> typing.NoReturn:
+    """The `__main__` of the scripts: exit with `main()`'s code; a Ctrl-C that reaches here
+    (outside training, which handles its own) exits 130 with one line."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
 class _Unset:
     """Default of every generated flag, so that flags given on the command line can be told
     apart from flags left alone (`--target-kl none` is given, and its value is None)."""

@@ -188,6 +188,14 @@ def evaluate(
             env.close()
 
 
+def evaluate_recorded_env(model: Any, **options: Any) -> dict[str, Any]:
+    """`evaluate` on the env that `model.env_spec` records (its id, kwargs and wrappers): what
+    `evaluate.py` and the periodic evaluation of `train.py` both run. `options` are
+    `evaluate`'s keyword arguments."""
+    spec = model.env_spec
+    return evaluate(model, spec["id"], spec["kwargs"], spec["wrappers"], **options)
+
+
 def check_spaces(
     model: Policy, env: gym.vector.VectorEnv, env_id: str, env_kwargs: dict[str, Any] | None
 ) -> None:
