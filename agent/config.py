@@ -100,6 +100,12 @@ class PPOConfig:
     """Seed of torch, numpy and the environments."""
     device: str = "auto"
     """`auto` (CUDA when present), `cpu` or `cuda`."""
+    fast_path: bool = True
+    """The speed-ups for small networks: one flat tensor for all parameters on a CPU (the
+    gradient clip and a fused Adam step on one tensor), and rollout steps with both cores and
+    both heads fused into one product per layer. False runs the plain reference path
+    (`nn.LSTM` modules at every step, per-tensor `torch.optim.Adam` and `clip_grad_norm_`);
+    both compute the same, within float rounding."""
 
     @property
     def rollout_size(self) -> int:

@@ -153,11 +153,16 @@ class RecurrentPPO:
         torch.manual_seed(config.seed)
         self.policy = RecurrentActorCritic(self.observation_space, self.action_space, config)
         self.policy.to(self.device)
-        # On a CPU, one flat tensor for all parameters and another for all gradients: the clip
-        # and the fused Adam step then work on one tensor instead of one per layer.
-        self.params = Parameters(self.policy, flat=self.device.type == "cpu")
+        # The fast path, on a CPU: one flat tensor for all parameters and another for all
+        # gradients, so that the clip and the fused Adam step work on one tensor instead of one
+        # per layer. The reference path keeps PyTorch's defaults throughout.
+        fast = config.fast_path
+        self.params = Parameters(self.policy, flat=fast and self.device.type == "cpu")
         self.optimizer = torch.optim.Adam(
-            self.params.tensors, lr=config.learning_rate, eps=config.adam_eps, fused=True
+            self.params.tensors,
+            lr=config.learning_rate,
+            eps=config.adam_eps,
+            fused=True if fast else None,
         )
         self.generator = torch.Generator().manual_seed(config.seed)
         self.obs_normalizer = self._make_obs_normalizer()
@@ -280,7 +285,8 @@ class RecurrentPPO:
             cfg.n_steps, cfg.n_envs, self.observation_space, self._state, self.device
         )
         self.policy.eval()
-        weights = self.policy.step_weights()  # the parameters stay fixed during a rollout
+        # The parameters stay fixed during a rollout: the fast path fuses them once for it.
+        weights = self.policy.step_weights() if cfg.fast_path else None
         # The flags live in numpy during the rollout: most steps start no episode, and then the
         # state needs no reset.
         starts = self._episode_start.cpu().numpy().copy()
