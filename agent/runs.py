@@ -1,0 +1,41 @@
+"""What a run folder's `config.yaml` holds, written the same way by `train.py` and by every trial
+of `tune.py`, so that a trial's folder is an ordinary run folder (see `agent.callbacks`)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+
+from agent.callbacks import RunPaths
+from agent.config import PPOConfig
+from agent.ppo import RecurrentPPO
+
+
+def write_config(paths: RunPaths, model: RecurrentPPO, total_timesteps: int) -> None:
+    """`config.yaml`: env, env_kwargs, wrappers, total_timesteps, then every hyperparameter.
+    It is itself a preset: `train.py --config RUN/config.yaml` repeats the run."""
+    spec = model.env_spec
+    config: PPOConfig = model.config
+    record: dict[str, Any] = {
+        "env": spec["id"],
+        "env_kwargs": plain(spec["kwargs"]),
+        "wrappers": list(spec["wrappers"]),
+        "total_timesteps": int(total_timesteps),
+        **config.to_dict(),
+    }
+    paths.root.mkdir(parents=True, exist_ok=True)
+    # A temporary file, then a rename: an interrupted write never leaves half a config.
+    tmp = paths.config.with_name(f".{paths.config.name}.tmp")
+    tmp.write_text(yaml.safe_dump(record, sort_keys=False))
+    os.replace(tmp, paths.config)
+
+
+def plain(value: Any) -> Any:
+    """Tuples as lists, so that `yaml.safe_dump` can write `--env-kwargs size=(3,3)`."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value

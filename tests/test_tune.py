@@ -1,0 +1,414 @@
+"""tune.py end to end on a local Ray instance (2 CPUs): seeds, a sweep with early stopping, a
+crashing trial, an interrupted experiment, bad input; a separate Ray head (slow)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import yaml
+from gymnasium import spaces
+
+import evaluate
+import train
+from agent import RecurrentPPO
+from agent.trial_table import aggregate
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("optuna")
+
+from agent import tune_cli  # noqa: E402  (needs ray)
+from agent.tuning import RUNTIME_EXCLUDES  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = f"{__name__}:Test/MatchBit-v0"
+TINY = [
+    "--env", ENV, "--vec-env", "sync",
+    "--n-envs", "2", "--n-steps", "32", "--batch-size", "32", "--n-epochs", "2",
+    "--lstm-hidden-size", "8", "--net-arch", "8",
+    "--eval-freq", "128", "--eval-episodes", "10", "--checkpoint-freq", "256",
+]  # fmt: skip
+
+
+class MatchBitEnv(gym.Env):
+    """Shows a random bit; reward 1 for answering it, else 0; 8 steps an episode. A sound
+    learning rate learns it within a few hundred steps; a memoryless answer scores 4."""
+
+    observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        self.bit = int(self.np_random.integers(2))
+        return np.array([self.bit], np.float32), {}
+
+    def step(self, action):
+        reward = float(int(action) == self.bit)
+        self.t += 1
+        self.bit = int(self.np_random.integers(2))
+        return np.array([self.bit], np.float32), reward, False, self.t >= 8, {}
+
+
+if "Test/MatchBit-v0" not in gym.registry:
+    gym.register("Test/MatchBit-v0", entry_point=MatchBitEnv)
+
+
+class RaiseOnce(gym.Wrapper):
+    """`step` raises once in the whole experiment: at the `after`-th step of the first copy to
+    get there, when the file `marker` does not exist yet (it is then created)."""
+
+    def __init__(self, env: gym.Env, marker: str, after: int) -> None:
+        super().__init__(env)
+        self.marker, self.after, self.steps = Path(marker), after, 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps >= self.after and not self.marker.exists():
+            self.marker.touch()
+            raise RuntimeError("simulator crashed")
+        return self.env.step(action)
+
+
+class InterruptOnce(gym.Wrapper):
+    """Sends SIGINT (Ctrl-C) to the process `pid` once, at the `after`-th step of a copy, when
+    some trial in `experiment` has finished (written `model.pt`) and `marker` does not exist."""
+
+    def __init__(self, env: gym.Env, pid: int, experiment: str, marker: str, after: int) -> None:
+        super().__init__(env)
+        self.pid, self.experiment, self.marker = pid, Path(experiment), Path(marker)
+        self.after, self.steps = after, 0
+
+    def step(self, action):
+        self.steps += 1
+        if (
+            self.steps >= self.after
+            and not self.marker.exists()
+            and any(self.experiment.glob("*/model.pt"))
+        ):
+            self.marker.touch()
+            os.kill(self.pid, signal.SIGINT)
+        return self.env.step(action)
+
+
+# ------------------------------------------------------------------------------ fixtures ---
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One Ray instance for the module (starting one takes ~15 s here), shipped the project as
+    tune.py ships it, so that the workers import this file's envs and wrappers."""
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        runtime_env={"working_dir": str(ROOT), "excludes": RUNTIME_EXCLUDES},
+    )
+    yield
+    ray.shutdown()
+
+
+def read_results(exp: Path) -> dict[str, dict[str, str]]:
+    with (exp / "results.csv").open() as f:
+        return {row["trial"]: row for row in csv.DictReader(f)}
+
+
+def run_tune(*argv: str, timeout: float = 240, env: dict | None = None) -> tuple[int, str, str]:
+    """`python tune.py ARGV` in its own process group: on a timeout it is interrupted (so that
+    it shuts its Ray down), then killed with everything it started."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tune.py"), *argv],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        raise
+    return proc.returncode, out, err
+
+
+def event_files(run: Path) -> list[Path]:
+    return sorted((run / "tb").glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime)
+
+
+def logged_steps(event_file: Path, tag: str = "rollout/ep_rew_mean") -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(event_file))
+    events.Reload()
+    return [e.step for e in events.Scalars(tag)]
+
+
+# --------------------------------------------------------------------------------- seeds ---
+
+
+@pytest.fixture(scope="module")
+def seeds(local_ray, tmp_path_factory):
+    exp = tmp_path_factory.mktemp("tune") / "seeds"
+    argv = [*TINY, "--total-timesteps", "512", "--seeds", "2", "--run-dir", str(exp), "--plot"]
+    return exp, tune_cli.main(argv)
+
+
+def test_seeds_are_ordinary_run_folders(seeds, tmp_path, monkeypatch):
+    exp, code = seeds
+    assert code == 0
+    for seed in (0, 1):
+        run = exp / f"seed{seed}"
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert config["seed"] == seed and config["env"] == ENV
+        assert RecurrentPPO.load(run / "model.pt").num_timesteps == 512
+        assert evaluate.main([str(run), "--episodes", "2"]) == 0
+        assert len(event_files(run)) == 1
+    # train.py continues a trial like any run (on a copy: the other tests read the original).
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(exp / "seed0", tmp_path / "seed0")
+    assert train.main(["--resume", "seed0", "--total-timesteps", "640", "--no-progress"]) == 0
+    assert RecurrentPPO.load(tmp_path / "seed0" / "model.pt").num_timesteps == 640
+    # Ray's files stay in .ray/ and write no TensorBoard events of their own.
+    assert (exp / ".ray").is_dir()
+    assert not list((exp / ".ray").rglob("events.out.tfevents*"))
+    assert (exp / "curves.png").stat().st_size > 0
+
+
+def test_results_table_has_both_seeds_and_their_aggregate(seeds):
+    exp, _ = seeds
+    rows = read_results(exp)
+    assert set(rows) == {"seed0", "seed1", "mean"}
+    values = [float(rows[f"seed{s}"]["eval/mean_reward"]) for s in (0, 1)]
+    for s in (0, 1):
+        assert rows[f"seed{s}"]["status"] == "done" and rows[f"seed{s}"]["steps"] == "512"
+        assert float(rows[f"seed{s}"]["wall_time_s"]) > 0
+    mean = rows["mean"]
+    assert int(mean["n"]) == 2
+    assert float(mean["eval/mean_reward"]) == pytest.approx(np.mean(values))
+    assert float(mean["std"]) == pytest.approx(np.std(values, ddof=1))
+    # Resamples of two values have the mean of one of them with probability 1/4 each: the
+    # 2.5th and 97.5th percentiles of 10,000 resampled means are the two values themselves.
+    assert float(mean["ci95_low"]) == pytest.approx(min(values))
+    assert float(mean["ci95_high"]) == pytest.approx(max(values))
+
+
+def test_bootstrap_interval_matches_the_exact_bootstrap_distribution():
+    import itertools
+
+    values = [0.0, 1.0, 2.0, 3.0, 10.0]
+    result = aggregate(values)
+    assert result.n == 5 and result.mean == pytest.approx(3.2)
+    assert result.std == pytest.approx(np.std(values, ddof=1))
+    # All 5^5 resamples, equally likely: the exact bootstrap distribution of the mean.
+    means = [np.mean(resample) for resample in itertools.product(values, repeat=5)]
+    low, high = np.percentile(means, [2.5, 97.5])  # 0.8 and 6.8
+    assert result.low == pytest.approx(low, abs=0.25)
+    assert result.high == pytest.approx(high, abs=0.25)
+    single = aggregate([4.0])
+    assert single.mean == 4.0 and np.isnan(single.std) and np.isnan(single.low)
+
+
+# ---------------------------------------------------------------------------------- sweep ---
+
+
+def test_asha_stops_trials_that_cannot_learn(local_ray, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {choice: [0.03, 1.0e-12]}\n")
+    exp = tmp_path / "sweep"
+    argv = [
+        *TINY, "--n-epochs", "8", "--total-timesteps", "384", "--grace-period", "128",
+        "--search", str(space), "--num-samples", "4", "--max-concurrent", "1",
+        "--run-dir", str(exp),
+    ]  # fmt: skip
+    assert tune_cli.main(argv) == 0
+    rows = read_results(exp).values()
+    stopped = [row for row in rows if row["status"] == "stopped early"]
+    assert stopped, [(row["learning_rate"], row["status"]) for row in rows]
+    for row in stopped:
+        assert float(row["learning_rate"]) == 1e-12 and int(row["steps"]) < 384
+        assert not (Path(row["path"]) / "model.pt").exists()
+    learnt = [row for row in rows if float(row["learning_rate"]) == 0.03]
+    assert learnt and all(row["status"] == "done" for row in learnt)
+
+
+# --------------------------------------------------------------------------------- faults ---
+
+
+def test_a_crashed_trial_restarts_from_its_checkpoint(local_ray, tmp_path):
+    marker = tmp_path / "crashed"
+    exp = tmp_path / "exp"
+    argv = [
+        *TINY, "--total-timesteps", "512", "--seeds", "1", "--run-dir", str(exp),
+        "--wrapper", f"{__name__}:RaiseOnce", f"marker={str(marker)!r}", "after=150",
+    ]  # fmt: skip
+    assert tune_cli.main(argv) == 0
+    assert marker.exists()  # it did crash
+    row = read_results(exp)["seed0"]
+    assert (row["status"], row["steps"], row["restarts"]) == ("done", "512", "1")
+    run = exp / "seed0"
+    assert RecurrentPPO.load(run / "model.pt").num_timesteps == 512
+    # Copies crash on their 150th step, in the rollout to step 320: Tune's last checkpoint is
+    # the report at 256, so the restarted trial logs again from 320, not from 64.
+    first, second = event_files(run)
+    assert logged_steps(first)[0] == 64
+    assert logged_steps(second)[0] == 320
+
+
+def test_an_interrupted_experiment_resumes_only_its_unfinished_trial(local_ray, tmp_path):
+    exp = tmp_path / "exp"
+    argv = [
+        *TINY, "--total-timesteps", "512", "--seeds", "2", "--max-concurrent", "1",
+        "--run-dir", str(exp), "--wrapper", f"{__name__}:InterruptOnce", f"pid={os.getpid()}",
+        f"experiment={str(exp)!r}", f"marker={str(tmp_path / 'interrupted')!r}", "after=100",
+    ]  # fmt: skip
+    assert tune_cli.main(argv) == 130
+    finished = [run for run in (exp / "seed0", exp / "seed1") if (run / "model.pt").exists()]
+    assert len(finished) == 1, "one trial finished, the other was interrupted"
+    (done,) = finished
+    other = exp / ("seed1" if done.name == "seed0" else "seed0")
+    mtime = (done / "model.pt").stat().st_mtime_ns
+    assert read_results(exp)[other.name]["status"] == "unfinished"
+
+    # A new process resumes, as after Ctrl-C on `python tune.py`.
+    code, _, err = run_tune("--resume", str(exp))
+    assert code == 0, err[-3000:]
+    assert (done / "model.pt").stat().st_mtime_ns == mtime  # not run again
+    assert len(event_files(done)) == 1
+    assert RecurrentPPO.load(other / "model.pt").num_timesteps == 512
+    rows = read_results(exp)
+    assert rows[done.name]["status"] == rows[other.name]["status"] == "done"
+    assert rows[other.name]["restarts"] == "1"  # continued from its checkpoint
+
+
+# ------------------------------------------------------------------------------ bad input ---
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("space", "argv", "match"),
+    [
+        (None, ["--seeds", "0"], "--seeds must be positive"),
+        ("learnin_rate: {loguniform: [1.0e-5, 1.0e-2]}", [], "did you mean learning_rate"),
+        ("learning_rate: {logunifrom: [1.0e-5, 1.0e-2]}", [], "unknown distribution"),
+        ("learning_rate: {loguniform: [1.0e-2, 1.0e-5]}", [], "low < high"),
+        ("learning_rate: {loguniform: [0, 1.0e-2]}", [], "0 < low"),
+        ("gae_lambda: {uniform: [0.8]}", [], "[low, high]"),
+        ("n_steps: {choice: [0, 64]}", [], "n_steps must be a positive integer"),
+        ("n_steps: {uniform: [16, 64]}", [], "n_steps is an integer"),
+        ("learning_rate: 1.0e-3\nn_epochs: {randint: [1.5, 4]}", [], "integer bounds"),
+        (None, ["--seeds", "2", "--address", "127.0.0.1:{port}"], "cannot reach a Ray cluster"),
+        (None, ["--seeds", "2", "--address", "nowhere"], "HOST:PORT"),
+        (None, ["--resume", "no/such/exp"], "not an experiment folder"),
+        ("n_steps: {choice: [64]}", ["--seeds", "2"], "cannot be combined"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_written(
+    space, argv, match, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    if space is not None:
+        Path("space.yaml").write_text(space)
+        argv = [*argv, "--search", "space.yaml"]
+    if argv[0] != "--resume":
+        argv = [*TINY, "--total-timesteps", "512", *argv]
+    argv = [a.replace("{port}", str(free_port())) for a in argv]
+    assert tune_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1, err
+    assert match in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["space.yaml"] if space else [])
+
+
+def test_resume_takes_no_new_settings(seeds, capsys):
+    exp, _ = seeds
+    assert tune_cli.main(["--resume", str(exp), "--learning-rate", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --learning-rate cannot be changed on --resume")
+
+
+@pytest.mark.parametrize("space", sorted((ROOT / "configs" / "search").glob("*.yaml")))
+def test_example_search_spaces_fit_the_presets(space):
+    from agent.cli import resolve_settings, train_parser
+    from agent.search_space import parse_search_space, read_search_space, sampled_config
+
+    for preset in ("tmaze-short", "repeat-previous"):
+        base = resolve_settings(train_parser().parse_args(["--config", preset])).config
+        dimensions = parse_search_space(read_search_space(space), base, space.name)
+        assert dimensions
+        # quniform samples floats; an integer field gets an integer.
+        for d in dimensions:
+            if d.kind == "quniform":
+                assert (
+                    type(getattr(sampled_config(base, {d.name: float(d.args[1])}), d.name)) is int
+                )
+
+
+# -------------------------------------------------------------------------------- cluster ---
+
+
+@pytest.mark.slow
+def test_joins_a_ray_cluster_started_apart(tmp_path):
+    port = free_port()
+    temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths
+    head = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+            "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+            "--include-dashboard", "false", "--temp-dir", str(temp_dir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the Ray head did not start"
+                assert head.poll() is None, "ray start exited"
+                time.sleep(1)
+        exp = tmp_path / "exp"
+        argv = [*TINY, "--total-timesteps", "256", "--seeds", "2", "--run-dir", str(exp)]
+        address = ["--address", f"127.0.0.1:{port}"]
+        # Without the cluster's token (Ray 2.60 starts heads with token authentication).
+        code, _, err = run_tune(*argv, *address, timeout=600, env={"RAY_AUTH_MODE": "disabled"})
+        assert code == 2 and "RAY_AUTH_MODE=token" in err.splitlines()[-1], err[-3000:]
+        code, _, err = run_tune(*argv, *address, timeout=600, env={"RAY_AUTH_MODE": "token"})
+        assert code == 0, err[-3000:]
+        rows = read_results(exp)
+        assert rows["seed0"]["status"] == rows["seed1"]["status"] == "done"
+        # The trials ran in the head's workers: their output is in the head's logs.
+        logs = "".join(p.read_text(errors="replace") for p in temp_dir.rglob("worker-*.out"))
+        assert "seed0: step 256" in logs and "seed1: step 256" in logs
+    finally:
+        # `ray stop` would stop every Ray on this machine: end only the head started here
+        # (`--block` takes the processes it started down with it).
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+        shutil.rmtree(temp_dir, ignore_errors=True)
