@@ -12,8 +12,8 @@ import torch
 from agent import RecurrentPPO
 
 
-def rollout_and_update(fast_path: bool, device: str = "cpu", **config):
-    model = RecurrentPPO(
+def make_model(fast_path: bool = True, device: str = "cpu", **config) -> RecurrentPPO:
+    return RecurrentPPO(
         "Memory/TMaze-v0",
         env_kwargs={"length": 4},
         n_envs=4,
@@ -27,6 +27,10 @@ def rollout_and_update(fast_path: bool, device: str = "cpu", **config):
         fast_path=fast_path,
         **config,
     )
+
+
+def rollout_and_update(fast_path: bool, device: str = "cpu", **config):
+    model = make_model(fast_path, device, **config)
     torch.manual_seed(7)  # the same action samples for both paths
     model._start_episodes()
     buffers = []
@@ -57,18 +61,7 @@ def test_fast_and_reference_paths_agree_on_rollout_and_update(config):
     for name in fast_params:
         torch.testing.assert_close(fast_params[name], plain_params[name], rtol=1e-4, atol=1e-6)
     # ... and the update moved the parameters (the comparison is not of two untouched models).
-    untouched = RecurrentPPO(
-        "Memory/TMaze-v0",
-        env_kwargs={"length": 4},
-        n_envs=4,
-        n_steps=16,
-        batch_size=16,
-        lstm_hidden_size=8,
-        net_arch=[8, 8],
-        device="cpu",
-        seed=1,
-        **config,
-    )
+    untouched = make_model(**config)
     moved = [
         not torch.allclose(p, fast_params[name]) for name, p in untouched.policy.named_parameters()
     ]
