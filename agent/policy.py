@@ -14,15 +14,7 @@ from agent.config import PPOConfig
 from agent.distributions import ActionDistribution, ActionHead
 from agent.encoders import make_encoder
 from agent.observations import Obs
-from agent.recurrent import CoreStepWeights, RecurrentCore
-
-
-class StepWeights(NamedTuple):
-    """`RecurrentActorCritic.step_weights()`: per layer, (weight, bias) of the recurrent core (None
-    unless an LSTM) and of the actor's and critic's heads side by side."""
-
-    core: CoreStepWeights | None
-    heads: list[tuple[torch.Tensor, torch.Tensor]]
+from agent.recurrent import RecurrentCore
 
 
 class PolicyStep(NamedTuple):
@@ -71,7 +63,7 @@ class RecurrentActorCritic(nn.Module):
         )
         self.pi_mlp, pi_size = mlp(self.hidden_size, config.net_arch, config.activation_fn)
         self.vf_mlp, vf_size = mlp(self.hidden_size, config.net_arch, config.activation_fn)
-        self.activation = ACTIVATIONS[config.activation_fn]()
+        self.activation = ACTIVATIONS[config.activation_fn]()  # agent.fast_path's fused heads
         self.action_head = ActionHead(action_space, pi_size, config.log_std_init)
         self.value_head = nn.Linear(vf_size, 1)
         if config.ortho_init:
@@ -131,61 +123,21 @@ class RecurrentActorCritic(nn.Module):
         return dist, values
 
     @torch.no_grad()
-    def step(
-        self,
-        obs: Obs,
-        state: torch.Tensor,
-        deterministic: bool = False,
-        weights: StepWeights | None = None,
-    ) -> PolicyStep:
+    def step(self, obs: Obs, state: torch.Tensor, deterministic: bool = False) -> PolicyStep:
         """Act for one step of a batch [B, ...] from `state` (already reset where episodes start):
         sample (or, deterministic, take the mode of) the actions and advance the state.
 
-        `weights`: `self.step_weights()`, made once for the steps of a rollout.
+        The reference step; a rollout on the fast path runs `agent.fast_path.FusedPolicy.step`,
+        which must equal it.
         """
-        out, state = self.core.step(self.encoder(obs), state, weights.core if weights else None)
-        if weights is None:
-            dist = self.action_head(self.pi_mlp(out[:, : self.hidden_size]))
-            values = self.value_head(self.vf_mlp(out[:, -self.hidden_size :])).squeeze(-1)
-        else:
-            dist, values = self._fused_heads(out, weights.heads)
+        out, state = self.core.step(self.encoder(obs), state)
+        dist = self.action_head(self.pi_mlp(out[:, : self.hidden_size]))
+        values = self.value_head(self.vf_mlp(out[:, -self.hidden_size :])).squeeze(-1)
         actions = dist.mode() if deterministic else dist.sample()
         return PolicyStep(actions, dist.log_prob(actions), values, state)
 
-    def step_weights(self) -> StepWeights:
-        """The weights of `step` and `value` for many steps of unchanged parameters (a rollout):
-        the core's fused weights (see `RecurrentCore.step_weights`) and the actor's and critic's
-        heads side by side, one matrix per layer (block-diagonal where they do not share an
-        input), so that a step runs both heads in one product per layer. A copy: make them
-        again after the parameters change."""
-        with torch.no_grad():
-            pi = [m for m in self.pi_mlp if isinstance(m, nn.Linear)] + [self.action_head.linear]
-            vf = [m for m in self.vf_mlp if isinstance(m, nn.Linear)] + [self.value_head]
-            heads = []
-            for k, (a, c) in enumerate(zip(pi, vf, strict=True)):
-                shared_input = k == 0 and self.core.groups == 1
-                weight = (
-                    torch.cat((a.weight.t(), c.weight.t()), dim=1)
-                    if shared_input
-                    else torch.block_diag(a.weight.t(), c.weight.t())
-                )
-                heads.append((weight, torch.cat((a.bias, c.bias))))
-        return StepWeights(self.core.step_weights(), heads)
-
-    def _fused_heads(
-        self, out: torch.Tensor, heads: list[tuple[torch.Tensor, torch.Tensor]]
-    ) -> tuple[ActionDistribution, torch.Tensor]:
-        z = out
-        for weight, bias in heads[:-1]:
-            z = self.activation(torch.addmm(bias, z, weight))
-        weight, bias = heads[-1]
-        z = torch.addmm(bias, z, weight)
-        return self.action_head.distribution(z[:, :-1]), z[:, -1]
-
     @torch.no_grad()
-    def value(
-        self, obs: Obs, state: torch.Tensor, weights: StepWeights | None = None
-    ) -> torch.Tensor:
+    def value(self, obs: Obs, state: torch.Tensor) -> torch.Tensor:
         """Values [B] of one step of a batch [B, ...] from `state`, without advancing anything."""
-        out, _ = self.core.step(self.encoder(obs), state, weights.core if weights else None)
+        out, _ = self.core.step(self.encoder(obs), state)
         return self.value_head(self.vf_mlp(out[:, -self.hidden_size :])).squeeze(-1)

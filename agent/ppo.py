@@ -20,7 +20,7 @@ from agent import checkpoint
 from agent.buffer import RolloutBuffer
 from agent.config import PPOConfig
 from agent.encoders import is_image_space
-from agent.flat_params import Parameters
+from agent.fast_path import FusedPolicy, Parameters
 from agent.gae import compute_gae
 from agent.losses import explained_variance, policy_loss, value_loss
 from agent.normalization import ObsNormalizer, RewardNormalizer
@@ -286,7 +286,7 @@ class RecurrentPPO:
         )
         self.policy.eval()
         # The parameters stay fixed during a rollout: the fast path fuses them once for it.
-        weights = self.policy.step_weights() if cfg.fast_path else None
+        actor = FusedPolicy(self.policy) if cfg.fast_path else self.policy
         # The flags live in numpy during the rollout: most steps start no episode, and then the
         # state needs no reset.
         starts = self._episode_start.cpu().numpy().copy()
@@ -300,7 +300,7 @@ class RecurrentPPO:
                 state = self._state
                 if starts.any():
                     state = reset_state(state, torch.as_tensor(starts, device=self.device))
-                step = self.policy.step(obs, state, weights=weights)
+                step = actor.step(obs, state)
                 env_actions = self.policy.action_head.to_env(step.actions.cpu().numpy())
                 next_obs, rewards, terminated, truncated, infos = env.step(env_actions)
                 if self.reward_normalizer is not None:
@@ -318,9 +318,7 @@ class RecurrentPPO:
 
         last_obs = self._obs_to_tensor(self._last_obs, update_stats=False)
         buffer.finish(
-            last_values=self.policy.value(
-                last_obs, reset_state(self._state, self._episode_start), weights
-            )
+            last_values=actor.value(last_obs, reset_state(self._state, self._episode_start))
         )
         return buffer
 

@@ -16,9 +16,6 @@ from torch import nn
 
 from agent.peephole import PeepholeLSTM
 
-CoreStepWeights = list[tuple[torch.Tensor, torch.Tensor]]
-"""Per layer, the fused (weight, bias) of `RecurrentCore.step`."""
-
 
 def reset_state(state: torch.Tensor, episode_start: torch.Tensor) -> torch.Tensor:
     """Zero the state of the batch entries where `episode_start` [B] is True."""
@@ -151,75 +148,12 @@ class RecurrentCore(nn.Module):
         return parts
 
     @torch.no_grad()
-    def step(
-        self, x: torch.Tensor, state: torch.Tensor, weights: CoreStepWeights | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step of a batch without autograd, as in a rollout: [B, F] inputs from `state`
         [S, layers, B, G * H]. Returns the outputs [B, G * H] and the next state.
 
-        The LSTM runs all G networks of a layer as one matrix product over fused weights: at a
-        rollout's batch sizes the cost is per kernel call, and this makes a dozen calls per step
-        where G `torch.lstm_cell`s made fifty. `weights` are `step_weights()`, made once for
-        many steps of unchanged parameters (a rollout); None makes them for this step.
+        The reference step, a sequence of one step through the modules; the fast path's fused
+        LSTM step (`agent.fast_path.lstm_step`) must equal it.
         """
-        if self.rnn_type == "lstm":
-            return self._lstm_step(x, state, weights or self.step_weights())
-        # GRU, peephole, none: a sequence of one step (`torch.gru_cell`, undocumented, was no
-        # faster end to end).
         out, state = self(x.unsqueeze(0), state)
         return out[0], state
-
-    def _lstm_step(
-        self, x: torch.Tensor, state: torch.Tensor, weights: CoreStepWeights
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        GH = self.output_size
-        hs, cs = [], []
-        for layer, (weight, bias) in enumerate(weights):
-            gates = torch.addmm(bias, torch.cat((x, state[0, layer]), dim=1), weight)
-            ifo = gates[:, : 3 * GH].sigmoid()
-            c = torch.addcmul(
-                ifo[:, GH : 2 * GH] * state[1, layer], ifo[:, :GH], gates[:, 3 * GH :].tanh()
-            )
-            x = ifo[:, 2 * GH :] * c.tanh()
-            hs.append(x)
-            cs.append(c)
-        return x, torch.stack((torch.stack(hs), torch.stack(cs)))
-
-    @torch.no_grad()
-    def step_weights(self) -> CoreStepWeights | None:
-        """The weights `step` uses, from the current parameters (None unless an LSTM): per
-        layer, the G networks' weights as one matrix [F + G * H, 4 * G * H] that maps
-        [input, h] to all gates (block-diagonal where the networks do not talk), and one bias.
-
-        Gate columns are grouped (input, forget, output, cell) and, within a gate, by network,
-        so that one sigmoid covers three gates of all networks and the new cell state comes out
-        in the state's layout. They are a copy: make them again after the parameters change.
-        """
-        if self.rnn_type != "lstm":
-            return None
-        G, H = self.groups, self.hidden_size
-        first = self.rnns[0].weight_ih_l0
-        order = torch.tensor([0, 1, 3, 2], device=first.device)  # (i, f, g, o) -> (i, f, o, g)
-
-        def gates_last(w: torch.Tensor) -> torch.Tensor:
-            """[4H, n] in PyTorch's gate order -> [n, 4, H] in the fused one."""
-            return w.view(4, H, -1).index_select(0, order).permute(2, 0, 1)
-
-        fused = []
-        for layer in range(self.num_layers):
-            w_ih, w_hh, b_ih, b_hh = (
-                [getattr(rnn, f"{n}_l{layer}") for rnn in self.rnns] for n in _WEIGHT_NAMES
-            )
-            n_in = w_ih[0].shape[1] * (1 if layer == 0 else G)
-            weight = first.new_zeros(n_in + G * H, 4, G, H)
-            for g in range(G):
-                # Layer 0 reads the shared input; deeper layers read their own network's h.
-                rows = slice(0, n_in) if layer == 0 else slice(g * H, (g + 1) * H)
-                weight[rows, :, g] = gates_last(w_ih[g])
-                weight[n_in + g * H : n_in + (g + 1) * H, :, g] = gates_last(w_hh[g])
-            bias = torch.stack([gates_last(b_ih[g] + b_hh[g])[0] for g in range(G)], dim=1)
-            fused.append((weight.view(n_in + G * H, 4 * G * H), bias.reshape(-1)))
-        return fused
-
-
-_WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from agent.flat_params import Parameters
+from agent.fast_path import Parameters
 
 
 def make_net() -> nn.Module:

@@ -7,6 +7,7 @@ from gymnasium import spaces
 
 from agent.config import PPOConfig
 from agent.distributions import CategoricalDist
+from agent.fast_path import FusedPolicy
 from agent.policy import RecurrentActorCritic
 
 OBS = spaces.Box(-1.0, 1.0, (3,), np.float32)
@@ -33,14 +34,14 @@ def test_fused_step_matches_the_modules(action_space, shared_lstm, net_arch, rnn
     policy = RecurrentActorCritic(OBS, action_space, config)
     obs = torch.rand(5, 3) * 2 - 1
     state = torch.randn_like(policy.initial_state(5))
-    weights = policy.step_weights()
+    fast = FusedPolicy(policy)
     plain = policy.step(obs, state, deterministic=True)
-    fused = policy.step(obs, state, deterministic=True, weights=weights)
+    fused = fast.step(obs, state, deterministic=True)
     for a, b in ((plain.actions, fused.actions), (plain.log_prob, fused.log_prob),
                  (plain.values, fused.values), (plain.state, fused.state)):  # fmt: skip
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(
-        policy.value(obs, state), policy.value(obs, state, weights), atol=1e-6, rtol=1e-5
+        policy.value(obs, state), fast.value(obs, state), atol=1e-6, rtol=1e-5
     )
 
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from agent.fast_path import core_step, core_step_weights, lstm_step
 from agent.recurrent import RecurrentCore, chrono_bias, reset_state
 
 
@@ -69,24 +70,28 @@ def test_single_steps_match_the_sequence_kernel(rnn_type, groups):
     state = torch.randn(core.state_slots, 2, 6, 5 * groups)
     with torch.enable_grad():
         seq_out, seq_state = core(x, state)
-    stepped = state
+    weights = core_step_weights(core)  # the fast path's (None unless an LSTM)
+    stepped, fused = state, state
     with torch.no_grad():
         for t in range(4):
-            out, stepped = core.step(x[t], stepped)
+            out, stepped = core.step(x[t], stepped)  # the reference step
+            fused_out, fused = core_step(core, x[t], fused, weights)  # the fast path's
             torch.testing.assert_close(out, seq_out[t].detach(), atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(fused_out, seq_out[t].detach(), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(stepped, seq_state.detach(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(fused, seq_state.detach(), atol=1e-6, rtol=1e-5)
 
 
 def test_step_weights_are_a_copy_made_again_after_an_update():
     torch.manual_seed(0)
     core = RecurrentCore(3, 5, 1, "lstm", groups=2)
     x, state = torch.randn(4, 3), torch.randn(2, 1, 4, 10)
-    weights = core.step_weights()
-    before, _ = core.step(x, state, weights)
+    weights = core_step_weights(core)
+    before, _ = lstm_step(core, x, state, weights)
     with torch.no_grad():
         core.rnns[1].weight_hh_l0.mul_(2.0)  # as an optimizer step would
-    stale, _ = core.step(x, state, weights)
-    fresh, _ = core.step(x, state)
+    stale, _ = lstm_step(core, x, state, weights)
+    fresh, _ = lstm_step(core, x, state, core_step_weights(core))
     expected, _ = core(x.unsqueeze(0), state)
     torch.testing.assert_close(fresh, expected[0].detach(), atol=1e-6, rtol=1e-5)
     assert torch.equal(stale, before)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from agent import RecurrentPPO
+from agent.fast_path import FusedPolicy
 from tests.toy_envs import SCRIPT, scripted_steps, scripted_vector
 
 T = 8  # steps per rollout; see SCRIPT for where the episodes of each copy start and end
@@ -32,21 +33,28 @@ def make_model(**overrides) -> RecurrentPPO:
 
 
 class Recorder:
-    """Wraps `policy.step` to keep, for every rollout step, what went in and what came out."""
+    """Wraps the rollout's step (`FusedPolicy.step` on the fast path, `policy.step` on the
+    reference path) to keep, for every rollout step, what went in and what came out."""
 
     def __init__(self, model: RecurrentPPO, monkeypatch: pytest.MonkeyPatch) -> None:
         self.obs, self.state_in, self.state_out, self.values = [], [], [], []
-        step = model.policy.step
+        step, fused_step = model.policy.step, FusedPolicy.step
 
-        def recording_step(obs, state, *args, **kwargs):
-            out = step(obs, state, *args, **kwargs)
+        def record(obs, state, out):
             self.obs.append(obs.clone())
             self.state_in.append(state.clone())
             self.state_out.append(out.state.clone())
             self.values.append(out.values.clone())
             return out
 
+        def recording_step(obs, state, *args, **kwargs):
+            return record(obs, state, step(obs, state, *args, **kwargs))
+
+        def recording_fused_step(actor, obs, state, *args, **kwargs):
+            return record(obs, state, fused_step(actor, obs, state, *args, **kwargs))
+
         monkeypatch.setattr(model.policy, "step", recording_step)
+        monkeypatch.setattr(FusedPolicy, "step", recording_fused_step)
 
 
 def two_rollouts(monkeypatch, **overrides):
