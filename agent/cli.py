@@ -280,12 +280,7 @@ def read_preset(path: str | Path, env: str | None = None) -> tuple[dict[str, Any
     preset and notes on what was read approximately. Raises `UsageError` when it is missing or
     malformed, `ConfigError` for zoo settings that do not apply."""
     path = preset_path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise UsageError(f"cannot read preset {path}: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        raise UsageError(f"preset {path} is not valid YAML: {_yaml_problem(e)}") from None
+    data = read_yaml(path, "preset")
     if data is None:
         return {}, []
     if not isinstance(data, dict):
@@ -309,6 +304,17 @@ def read_preset(path: str | Path, env: str | None = None) -> tuple[dict[str, Any
 def load_preset(path: str | Path) -> dict[str, Any]:
     """`read_preset` without its notes."""
     return read_preset(path)[0]
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """The content of the YAML file `path` (a `what`: "preset", "search space"). Raises
+    `UsageError` in one line when it cannot be read or parsed, naming the line and column."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise UsageError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"{what} {path} is not valid YAML: {_yaml_problem(e)}") from None
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:
@@ -446,8 +452,11 @@ def default_run_dir(env_id: str, seed: int, now: datetime | None = None) -> Path
 # ------------------------------------------------------------------------------- parsers ---
 
 
-def train_parser() -> Parser:
-    """The parser of `train.py`: run options, then one flag per `PPOConfig` field."""
+def train_parser(resumable: bool = True) -> Parser:
+    """The parser of `train.py`: run options, then one flag per `PPOConfig` field. With
+    `resumable` False (a parent parser whose `--resume` takes no settings), the help says
+    nothing of what `--resume` does with the run flags."""
+    on_resume = "; on --resume: the run's" if resumable else ""
     parser = Parser(
         prog="train.py",
         description="Train recurrent PPO on a Gymnasium environment. With no arguments: "
@@ -482,7 +491,8 @@ def train_parser() -> Parser:
         type=int,
         metavar="N",
         default=None,
-        help="environment steps to train (on --resume: the new absolute target)",
+        help="environment steps to train"
+        + (" (on --resume: the new absolute target)" if resumable else ""),
     )
     run.add_argument(
         "--config",
@@ -505,21 +515,21 @@ def train_parser() -> Parser:
         type=int,
         metavar="N",
         default=None,
-        help="steps between checkpoints (default: 50000; on --resume: the run's)",
+        help=f"steps between checkpoints (default: 50000{on_resume})",
     )
     run.add_argument(
         "--eval-freq",
         type=int,
         metavar="N",
         default=None,
-        help="steps between evaluations, 0 = off (default: 20000; on --resume: the run's)",
+        help=f"steps between evaluations, 0 = off (default: 20000{on_resume})",
     )
     run.add_argument(
         "--eval-episodes",
         type=int,
         metavar="N",
         default=None,
-        help="episodes per evaluation (default: 20; on --resume: the run's)",
+        help=f"episodes per evaluation (default: 20{on_resume})",
     )
     run.add_argument(
         "--log-memory",

@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from agent.cli import UsageError, build_config
+from agent.cli import UsageError, build_config, read_yaml
 from agent.config import ConfigError, PPOConfig
 
 ARITY = {"uniform": 2, "loguniform": 2, "quniform": 3, "randint": 2, "choice": None}
@@ -68,12 +67,7 @@ class Dimension:
 def read_search_space(path: str | Path) -> dict[str, Any]:
     """The YAML mapping of a search-space file. Raises `UsageError` when it cannot be read."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise UsageError(f"cannot read search space {path}: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        raise UsageError(f"search space {path} is not valid YAML: {e}".splitlines()[0]) from None
+    data = read_yaml(path, "search space")
     if not isinstance(data, dict) or not data:
         raise UsageError(f"search space {path} must be a mapping of hyperparameter: distribution")
     return data

@@ -45,7 +45,7 @@ def tune_parser() -> Parser:
         prog="tune.py",
         description="Run seeds or a hyperparameter sweep of train.py as Ray Tune trials, each "
         "an ordinary run folder in one experiment folder. train.py's flags apply to every trial.",
-        parents=[train_parser()],
+        parents=[train_parser(resumable=False)],
         conflict_handler="resolve",  # --run-dir and --resume mean the experiment's here
     )
     # Trials print their evaluations, not progress bars.

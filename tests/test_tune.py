@@ -316,6 +316,7 @@ def free_port() -> int:
         ("learning_rate: {loguniform: [1.0e-2, 1.0e-5]}", [], "low < high"),
         ("learning_rate: {loguniform: [0, 1.0e-2]}", [], "0 < low"),
         ("gae_lambda: {uniform: [0.8]}", [], "[low, high]"),
+        ("learning_rate: 1.0e-3\n  n_steps: [64", [], "not valid YAML: line 2, column 10"),
         ("n_steps: {choice: [0, 64]}", [], "n_steps must be a positive integer"),
         ("n_steps: {uniform: [16, 64]}", [], "n_steps is an integer"),
         ("learning_rate: 1.0e-3\nn_epochs: {randint: [1.5, 4]}", [], "integer bounds"),
@@ -340,6 +341,13 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     assert err.startswith("error:") and err.count("\n") == 1, err
     assert match in err
     assert sorted(p.name for p in tmp_path.iterdir()) == (["space.yaml"] if space else [])
+
+
+def test_help_says_nothing_of_what_train_py_resume_does():
+    """tune.py --resume takes no settings, so the run flags' help must not promise train.py's."""
+    help_text = " ".join(tune_cli.tune_parser().format_help().split())
+    assert "environment steps to train" in help_text
+    assert "on --resume: the" not in help_text
 
 
 def test_resume_takes_no_new_settings(seeds, capsys):
