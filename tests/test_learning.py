@@ -3,6 +3,8 @@
 The fast ones run in the default suite; the `slow` ones in CI after it (`pytest -m slow`).
 """
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -10,6 +12,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 import envs  # noqa: F401
 from agent import RecurrentPPO
+from agent.cli import load_preset
+from agent.config import PPOConfig
 from tests.toy_envs import RecallValueEnv
 
 
@@ -55,38 +59,29 @@ def test_memoryless_agent_stays_at_chance_on_tmaze():
     assert success_rate(model, "Memory/TMaze-v0", 100, length=20) <= 0.7
 
 
-# rl-baselines3-zoo's ppo_lstm settings for CartPoleNoVel, shared by the two agents compared
+# configs/cartpole-novel.yaml: rl-baselines3-zoo's ppo_lstm settings for CartPoleNoVel
+CARTPOLE = load_preset("cartpole-novel")
+# The rollout and update the memoryless agent shares with it
 CARTPOLE_ZOO = {
-    "n_envs": 8,
-    "n_steps": 32,
-    "batch_size": 256,
-    "n_epochs": 20,
-    "gamma": 0.98,
-    "gae_lambda": 0.8,
+    k: CARTPOLE[k] for k in ("n_envs", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda")
 }
+HYPERPARAMETERS = {f.name for f in dataclasses.fields(PPOConfig)}
 
 
 @pytest.mark.slow
 def test_lstm_solves_cartpole_without_velocities():
+    """The preset, as `train.py --config cartpole-novel` trains it."""
     model = RecurrentPPO(
-        "Memory/CartPoleNoVel-v0",
-        **CARTPOLE_ZOO,
-        learning_rate=1e-3,
-        lr_schedule="linear",
-        lstm_hidden_size=64,
-        ortho_init=False,
-        normalize_obs=True,
-        normalize_reward=True,
-        seed=0,
+        CARTPOLE["env"], **{k: v for k, v in CARTPOLE.items() if k in HYPERPARAMETERS}
     )
-    model.learn(150_000)
-    assert mean_return(model, "Memory/CartPoleNoVel-v0", 10) >= 450
+    model.learn(CARTPOLE["total_timesteps"])
+    assert mean_return(model, CARTPOLE["env"], 10) >= 450
 
 
 @pytest.mark.slow
 def test_memoryless_agent_fails_cartpole_without_velocities():
     model = RecurrentPPO(
-        "Memory/CartPoleNoVel-v0",
+        CARTPOLE["env"],
         **CARTPOLE_ZOO,
         rnn_type="none",
         normalize_obs=True,
@@ -94,7 +89,7 @@ def test_memoryless_agent_fails_cartpole_without_velocities():
         seed=0,
     )
     model.learn(100_000)
-    assert mean_return(model, "Memory/CartPoleNoVel-v0", 10) < 200
+    assert mean_return(model, CARTPOLE["env"], 10) < 200
 
 
 @pytest.mark.parametrize(("rnn_type", "bound"), [("lstm", -0.06), ("none", None)])
