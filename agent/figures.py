@@ -21,3 +21,36 @@ def check_figure_path(path: str | Path) -> Path:
             + ", ".join(f".{f}" for f in formats)
         )
     return path
+
+
+def panel_grid(count: int, title: str, columns: int = 3, size: tuple[float, float] = (4.0, 2.8)):
+    """A constrained-layout figure of `count` panels, `columns` to a row, the panels left over
+    in the last row hidden, under `title`. Returns the figure and its `count` panels in order.
+    Needs matplotlib."""
+    from matplotlib.figure import Figure
+
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    figure = Figure(figsize=(size[0] * columns, size[1] * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    figure.suptitle(title, fontsize=10)
+    return figure, list(axes[:count])
+
+
+def style_panel(ax, title: str, xlabel: str, ylabel: str) -> None:
+    """Small labels and a light grid: one panel of a `panel_grid`."""
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+
+
+def save_figure(figure, path: str | Path) -> Path:
+    """Write `figure` to `path` (checked by `check_figure_path`), making its folder."""
+    path = check_figure_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path

@@ -1,0 +1,51 @@
+"""benchmarks/presets.py reads an experiment folder into the right row: final metric over seeds,
+seeds at the goal, and the time to the goal from the first evaluation at or above it."""
+
+import csv
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+
+from benchmarks import presets
+
+
+def fake_trial(run: Path, evaluations: list[tuple[int, float, float]]) -> None:
+    """A run folder whose TensorBoard file logs eval/mean_reward (step, value, seconds after
+    the file was opened)."""
+    writer = SummaryWriter(str(run / "tb"))
+    writer.flush()
+    start = presets.run_start(run)
+    for step, value, seconds in evaluations:
+        writer.add_scalar("eval/mean_reward", value, step, walltime=start + seconds)
+    writer.close()
+
+
+def test_table_row_of_an_experiment(tmp_path):
+    exp = tmp_path / "cartpole-novel"
+    trials = {
+        "seed0": ([(10_000, 100.0, 5.0), (20_000, 460.0, 9.0), (30_000, 500.0, 14.0)], 500.0),
+        "seed1": ([(10_000, 200.0, 6.0), (20_000, 300.0, 11.0), (30_000, 470.0, 15.0)], 470.0),
+        "seed2": ([(10_000, 50.0, 4.0), (20_000, 90.0, 8.0), (30_000, 120.0, 13.0)], 120.0),
+    }
+    exp.mkdir()
+    with (exp / "results.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["trial", "status", "seed", "eval/mean_reward", "wall_time_s", "path"])
+        for seed, (name, (evaluations, final)) in enumerate(trials.items()):
+            fake_trial(exp / name, evaluations)
+            writer.writerow([name, "done", seed, final, 20.0 + seed, exp / name])
+        writer.writerow(["mean", "", "", 363.3, "", ""])  # the aggregate row is not a trial
+
+    seeds = presets.read_seeds(exp, "eval/mean_reward", 450.0)
+    assert [s.goal_step for s in seeds] == [20_000, 30_000, None]
+    assert abs(seeds[0].goal_seconds - 9.0) < 0.01 and abs(seeds[1].goal_seconds - 15.0) < 0.01
+
+    row = presets.table(tmp_path, ["cartpole-novel"]).splitlines()[-1]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "`cartpole-novel`"
+    assert cells[1] == "mean_reward >= 450"
+    assert cells[2].startswith("363 ± 211")  # mean and sample std (ddof 1) of 500, 470, 120
+    assert cells[3] == "2 of 3"
+    assert cells[4] == "12 s (25k), 2 of 3 seeds"  # median of 9 s and 15 s, of 20k and 30k
+    assert cells[5] == "21 s"
+    assert cells[6] == "not timed"
