@@ -1,0 +1,592 @@
+"""Defaults that learn on tasks nobody tuned for (issue 16): our PPOConfig defaults, candidate
+defaults and sb3-contrib's RecurrentPPO defaults, on every task of our suite and on memory tasks
+we did not write, each configuration at the same step budget per task.
+
+    python benchmarks/defaults.py --out runs/defaults                 # everything, resumable
+    python benchmarks/defaults.py --out runs/defaults --only ours     # our configurations only
+    python benchmarks/defaults.py --out runs/defaults --tasks bandit --configs ours-defaults
+    python benchmarks/defaults.py --out runs/defaults --set n_epochs=10 --set batch_size=256
+    python benchmarks/defaults.py --out runs/defaults --table --plot results/defaults.png
+    python benchmarks/defaults.py --quick --out /tmp/defaults_quick   # the pipeline in minutes
+
+Each (task, configuration, seed) job runs in a fresh subprocess with one torch thread, one after
+another, and appends one JSON line to OUT/results.jsonl: the final score (deterministic
+evaluation episodes of the final model), the training wall time, and the learning curve (mean
+return and success rate of the last 100 training episodes, after every update), with the steps
+and seconds to the task's goal read from that curve. A job whose line is there (same task,
+configuration, seed and budget) is skipped, so the table fills across sessions. Our
+configurations run seeds 0-2, sb3-contrib (25-50x slower) seed 0: each budget keeps one
+sb3-contrib run near 15 minutes on a 2-core machine. `--set` defines an ad hoc configuration of
+ours, named by its settings. `--table` only reports. Unlike benchmarks/presets.py this needs no
+Ray: half its jobs are sb3-contrib's, not runs of `train.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import operator
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers import FilterObservation, TransformObservation
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.presets import GOALS  # noqa: E402
+
+HERE = "benchmarks.defaults"
+"""This module's import name: wrappers are named `module:function`, as our configs name them."""
+
+
+# --------------------------------------------------------------------------- third-party envs ---
+class SuccessOnReward(gym.Wrapper):
+    """Adds `info["success"]` when an episode ends: 1.0 when its last reward was positive (the
+    goal reached), else 0.0 (a wrong choice, a hole, the time limit)."""
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated or truncated:
+            info = {**info, "success": float(reward > 0)}
+        return obs, reward, terminated, truncated, info
+
+
+def minigrid_memory(env: gym.Env) -> gym.Env:
+    """MiniGrid without the mission text (neither library encodes text), its 7x7x3 codes as
+    floats in [0, 1]. As uint8 both libraries take them for a picture, and sb3-contrib's
+    NatureCNN refuses 7x7 ("Kernel size can't be greater than actual input size"): as floats
+    both flatten them."""
+    env = FilterObservation(env, ["image", "direction"])
+    image = gym.spaces.Box(0.0, 1.0, (7, 7, 3), np.float32)
+    space = gym.spaces.Dict({"image": image, "direction": env.observation_space["direction"]})
+    return SuccessOnReward(TransformObservation(env, _scaled_codes, space))
+
+
+def _scaled_codes(obs: dict[str, Any]) -> dict[str, Any]:
+    return {"image": obs["image"].astype(np.float32) / 10.0, "direction": obs["direction"]}
+
+
+def acrobot_angles(env: gym.Env) -> gym.Env:
+    """Acrobot-v1 without its two angular velocities: cos and sin of both joint angles."""
+    space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    return TransformObservation(env, operator.itemgetter(slice(0, 4)), space)
+
+
+def blind(env: gym.Env) -> gym.Env:
+    """Every observation replaced by a constant 0, and success on reaching the goal."""
+    space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+    return SuccessOnReward(TransformObservation(env, _nothing, space))
+
+
+def _nothing(obs: Any) -> np.ndarray:
+    return np.zeros(1, np.float32)
+
+
+# ----------------------------------------------------------------------------------- tasks ---
+@dataclass(frozen=True)
+class Task:
+    """One task, built the same way for both libraries."""
+
+    env_id: str
+    """A Gymnasium id; `module:id` when a module must be imported to register it."""
+    budget: int
+    """Environment steps of every job on this task."""
+    goal: tuple[str, float]
+    """(`success` or `return`, least value): solved, on the training curve and the score.
+    `success` is the `success` info on an episode's last step; an env without it has None."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    wrappers: tuple[str, ...] = ()
+    """`module:function` wrappers of each single env (our `wrappers`; sb3-contrib's `make_env`)."""
+    requires: str | None = None
+    """A module the task needs; without it the task is skipped with a printed line."""
+
+
+def preset_goal(name: str) -> tuple[str, float]:
+    """The goal of preset `name` in benchmarks/presets.py, as (metric, least value)."""
+    tag, least = GOALS[name]
+    return ("success" if tag.endswith("success_rate") else "return", least)
+
+
+# Budgets: sb3-contrib steps at 100-400 steps/s here, so about 200k steps keep one of its runs
+# near 15 minutes (the longest episodes and the image tasks run slowest). The presets' own
+# budgets of 1M-2M (pendulum-novel, bandit) are out of reach: those cells compare returns.
+# The third-party tasks, each a different kind of memory:
+# - minigrid-memory: remember the object seen in the start room down a corridor, then walk to
+#   its match (cue retention with navigation, 7 actions, sparse reward; guessing: success 0.5).
+# - acrobot-novel: swing up from joint angles only, velocities inferred from consecutive frames
+#   (like cartpole-novel, but 500-step episodes of -1 per step and energy pumping to learn).
+# - frozenlake-blind: FrozenLake 4x4 without slipping and with a constant observation: the way
+#   to the goal (RRDDDR) is an open-loop sequence, so the policy must count its own steps in
+#   memory; a memoryless one plays one action distribution and almost always falls in.
+# Rejected: MountainCar (hard with full observations), Pendulum-v1 (ours is PendulumNoVel; PPO
+# without gSDE needs ~1M steps), DelayObservation (the agent does not see its past actions, so
+# a delay tests prediction more than memory), LunarLander (needs Box2D, and ~1M steps).
+# fmt: off
+TASKS: dict[str, Task] = {
+    "tmaze-short": Task("Memory/TMaze-v0", 200_000, preset_goal("tmaze-short"), {"length": 10}),
+    # Gap 50: an episode (51 steps) fits in one 128-step rollout column, which both libraries'
+    # defaults collect; gap 100 needs the whole-episode recipe of configs/tmaze-100.yaml.
+    "tmaze-medium": Task("Memory/TMaze-v0", 300_000, preset_goal("tmaze-100"), {"length": 50}),
+    "repeat-first": Task("Memory/RepeatFirst-v0", 200_000, preset_goal("repeat-first"),
+                         {"num_symbols": 4, "length": 20}),
+    "repeat-previous": Task("Memory/RepeatPrevious-v0", 250_000, preset_goal("repeat-previous"),
+                            {"num_symbols": 4, "delay": 4, "length": 32}),
+    "cartpole-novel": Task("Memory/CartPoleNoVel-v0", 150_000, preset_goal("cartpole-novel")),
+    "pendulum-novel": Task("Memory/PendulumNoVel-v0", 200_000, preset_goal("pendulum-novel")),
+    "visual-match": Task("Memory/VisualMatch-v0", 150_000, preset_goal("visual-match"),
+                         {"delay": 10, "num_colors": 4}),
+    "bandit": Task("Memory/Bandit-v0", 200_000, preset_goal("bandit"),
+                   {"num_arms": 2, "length": 100}),
+    "minigrid-memory": Task("minigrid:MiniGrid-MemoryS7-v0", 200_000, ("success", 0.95),
+                            wrappers=(f"{HERE}:minigrid_memory",), requires="minigrid"),
+    "acrobot-novel": Task("Acrobot-v1", 200_000, ("return", -100.0),
+                          wrappers=(f"{HERE}:acrobot_angles",)),
+    "frozenlake-blind": Task("FrozenLake-v1", 100_000, ("success", 0.99), {"is_slippery": False},
+                             wrappers=(f"{HERE}:blind",)),
+}
+# fmt: on
+QUICK_TASKS = {"tmaze-short": 4096, "frozenlake-blind": 4096}
+"""`--quick`: two small tasks (one of ours, one wrapped third-party) and their budgets."""
+
+
+# --------------------------------------------------------------------------- configurations ---
+class Config(NamedTuple):
+    library: str
+    """`ours` (settings: PPOConfig fields) or `sb3` (settings: sb3-contrib RecurrentPPO keyword
+    arguments, and `n_envs` and `normalize_obs` for its VecEnv)."""
+    settings: dict[str, Any]
+
+
+CONFIGS: dict[str, Config] = {
+    "ours-defaults": Config("ours", {}),
+    "ours-sb3like": Config(
+        "ours",
+        {"n_envs": 8, "n_steps": 128, "batch_size": 128, "n_epochs": 10, "learning_rate": 3e-4},
+    ),
+    "ours-more-updates": Config("ours", {"batch_size": 256, "n_epochs": 10}),
+    "ours-open-gates": Config("ours", {"forget_bias_init": "chrono-forget"}),
+    "ours-no-chrono": Config("ours", {"forget_bias_init": "1.0"}),
+    # All of sb3-contrib's defaults, with 8 envs (make_vec_env's own default is 1).
+    "sb3-defaults": Config("sb3", {"n_envs": 8}),
+}
+
+
+def adhoc_config(assignments: list[str]) -> tuple[str, Config]:
+    """`["n_epochs=10", "net_arch=64 64"]` as a configuration of ours named by them, the values
+    read as `train.py` reads its flags; an unknown key or a bad value exits with argparse's
+    message."""
+    from agent.cli import add_config_flags, config_overrides, flag_name
+    from agent.config import ConfigError, PPOConfig
+
+    parser = argparse.ArgumentParser(prog="--set")
+    add_config_flags(parser)
+    flags = []
+    for item in assignments:
+        key, _, value = item.partition("=")
+        flags += [flag_name(key), *value.split()]
+    settings = config_overrides(parser.parse_args(flags))
+    try:
+        dataclasses.replace(PPOConfig(), **settings).validate()
+    except ConfigError as e:
+        raise SystemExit(f"--set: {e}") from None
+    return f"ours[{','.join(assignments)}]", Config("ours", settings)
+
+
+# ------------------------------------------------------------------------------------- jobs ---
+class Job(NamedTuple):
+    task: str
+    config: str
+    library: str
+    settings: dict[str, Any]
+    seed: int
+    budget: int
+    episodes: int
+    """Deterministic evaluation episodes of the final model."""
+
+
+def job_key(line: dict[str, Any]) -> tuple[str, str, int, int]:
+    """What makes a job the same job: a results line or a `Job._asdict()`."""
+    return (line["task"], line["config"], line["seed"], line["budget"])
+
+
+def load_results(out: Path) -> list[dict[str, Any]]:
+    path = out / "results.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_job(job: Job, out: Path) -> bool:
+    """Run `job` in a fresh subprocess with one thread; append its line; False on failure."""
+    command = [sys.executable, __file__, "--worker", json.dumps(job._asdict())]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        print(f"  failed ({proc.returncode}):\n{proc.stderr[-2000:]}", flush=True)
+        return False
+    with (out / "results.jsonl").open("a") as f:
+        f.write(lines[-1][len("RESULT ") :] + "\n")
+    line = json.loads(lines[-1][len("RESULT ") :])
+    goal = f"at {line['goal_steps']} steps" if line["goal_steps"] is not None else "not reached"
+    sps = line["steps"] / line["wall"]
+    print(f"  score {line['score']:.3g}, {line['wall']:.0f} s ({sps:.0f} steps/s), goal {goal}")
+    return True
+
+
+def worker(job: Job) -> dict[str, Any]:
+    """Train and evaluate one job in this process; the results line."""
+    import torch
+
+    torch.set_num_threads(1)
+    task = TASKS[job.task]
+    train = train_ours if job.library == "ours" else train_sb3
+    steps, wall, curve, scores = train(task, job)
+    goal_steps, goal_wall = time_to_goal(curve, task.goal)
+    score = scores["success" if task.goal[0] == "success" else "return"]
+    return {
+        **job._asdict(), "steps": steps, "wall": wall, "score": score,
+        "eval_return": scores["return"], "eval_success": scores["success"], "goal": task.goal,
+        "goal_steps": goal_steps, "goal_wall": goal_wall, "curve": curve,
+    }  # fmt: skip
+
+
+Curve = list[tuple[int, float, float | None, float | None]]
+"""(steps, training seconds, mean return, success rate of the last 100 training episodes)."""
+
+
+def curve_point(steps: int, wall: float, returns: Any, successes: Any) -> tuple:
+    """A point of a `Curve` from the last 100 training episodes' returns and successes."""
+    return (int(steps), wall, mean_or_none(returns), mean_or_none(successes))
+
+
+def mean_or_none(values: Any) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+def time_to_goal(curve: Curve, goal: tuple[str, float]) -> tuple[int | None, float | None]:
+    """Steps and seconds of the first curve point at or above the goal; (None, None) if none."""
+    index = 3 if goal[0] == "success" else 2
+    for point in curve:
+        if point[index] is not None and point[index] >= goal[1]:
+            return point[0], point[1]
+    return None, None
+
+
+def train_ours(task: Task, job: Job) -> tuple[int, float, Curve, dict[str, Any]]:
+    from agent import RecurrentPPO
+    from agent.evaluation import evaluate
+
+    model = RecurrentPPO(
+        task.env_id, env_kwargs=task.env_kwargs, wrappers=task.wrappers,
+        device="cpu", seed=job.seed, **job.settings,
+    )  # fmt: skip
+    curve: Curve = []
+    start = time.perf_counter()
+
+    def record(m: RecurrentPPO) -> None:
+        stats = m.episode_stats
+        curve.append(
+            curve_point(
+                m.num_timesteps, time.perf_counter() - start, stats.returns, stats.successes
+            )
+        )
+
+    model.learn(job.budget, callback=record)
+    wall = time.perf_counter() - start
+    result = evaluate(
+        model, task.env_id, task.env_kwargs, task.wrappers, n_episodes=job.episodes,
+        seed=job.seed + 1000, deterministic=True,
+    )  # fmt: skip
+    scores = {"return": result["mean_return"], "success": result["success_rate"]}
+    return model.num_timesteps, wall, curve, scores
+
+
+def make_env(task: Task) -> gym.Env:
+    """One single env of `task`, wrapped as each copy of our vector env is (for sb3-contrib)."""
+    from agent.vec_env import make_single_env
+    from agent.wrappers import load_wrappers
+
+    return make_single_env(task.env_id, task.env_kwargs, load_wrappers(task.wrappers))
+
+
+def sb3_policy(space: gym.Space) -> str:
+    """Dict observations need sb3's MultiInput policy. Our image tasks (8x8) are too small for
+    its NatureCNN (CnnLstmPolicy fails), so they go through the MLP policy, flattened."""
+    return "MultiInputLstmPolicy" if isinstance(space, gym.spaces.Dict) else "MlpLstmPolicy"
+
+
+def train_sb3(task: Task, job: Job) -> tuple[int, float, Curve, dict[str, Any]]:
+    from functools import partial
+
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    settings = dict(job.settings)
+    n_envs, normalize = settings.pop("n_envs", 8), settings.pop("normalize_obs", False)
+    env = make_vec_env(partial(make_env, task), n_envs=n_envs, seed=job.seed)
+    if normalize:
+        env = VecNormalize(env, norm_obs=True, norm_reward=False, gamma=settings.get("gamma", 0.99))
+    model = RecurrentPPO(
+        sb3_policy(env.observation_space), env, device="cpu", seed=job.seed, **settings
+    )
+    curve: Curve = []
+    successes: deque[float] = deque(maxlen=100)
+
+    class Record(BaseCallback):
+        """A curve point after every update: as the next rollout starts, and at the end."""
+
+        def _on_training_start(self) -> None:
+            self.start = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
+                if done and "success" in info:
+                    successes.append(float(info["success"]))
+            return True
+
+        def _on_rollout_start(self) -> None:
+            if self.num_timesteps > 0:
+                self.add_point()
+
+        def _on_training_end(self) -> None:
+            self.add_point()
+
+        def add_point(self) -> None:
+            returns = [info["r"] for info in self.model.ep_info_buffer]
+            wall = time.perf_counter() - self.start
+            curve.append(curve_point(self.num_timesteps, wall, returns, successes))
+
+    start = time.perf_counter()
+    model.learn(job.budget, callback=Record())
+    wall = time.perf_counter() - start
+    eval_env = make_vec_env(partial(make_env, task), n_envs=4, seed=job.seed + 1000)
+    if normalize:
+        eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
+        eval_env.obs_rms = env.obs_rms
+    eval_successes: list[float] = []
+
+    def on_eval_step(local: dict[str, Any], _: dict[str, Any]) -> None:
+        if local["done"] and "episode" in local["info"] and "success" in local["info"]:
+            eval_successes.append(float(local["info"]["success"]))
+
+    returns, _ = evaluate_policy(
+        model, eval_env, n_eval_episodes=job.episodes, deterministic=True,
+        return_episode_rewards=True, callback=on_eval_step,
+    )  # fmt: skip
+    success = float(np.mean(eval_successes)) if eval_successes else None
+    return model.num_timesteps, wall, curve, {"return": float(np.mean(returns)), "success": success}
+
+
+# ---------------------------------------------------------------------------------- report ---
+class Cell(NamedTuple):
+    """One configuration on one task, over its seeds."""
+
+    score: float
+    seeds: int
+    wall: float
+    """Median training seconds."""
+    reached: int
+    """Seeds whose training curve reached the goal."""
+    goal_steps: float | None
+    """Median steps to the goal over the seeds that reached it."""
+    goal_wall: float | None
+
+
+def cells(results: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Cell]]:
+    """Per (task, budget), per configuration, the summary of its seeds."""
+    groups: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = {}
+    for line in results:
+        groups.setdefault((line["task"], line["budget"]), {}).setdefault(line["config"], [])
+        groups[line["task"], line["budget"]][line["config"]].append(line)
+    out: dict[tuple[str, int], dict[str, Cell]] = {}
+    for row, configs in groups.items():
+        out[row] = {}
+        for config, lines in configs.items():
+            reached = [x for x in lines if x["goal_steps"] is not None]
+            out[row][config] = Cell(
+                score=statistics.mean(x["score"] for x in lines),
+                seeds=len(lines),
+                wall=statistics.median(x["wall"] for x in lines),
+                reached=len(reached),
+                goal_steps=statistics.median(x["goal_steps"] for x in reached) if reached else None,
+                goal_wall=statistics.median(x["goal_wall"] for x in reached) if reached else None,
+            )
+    return out
+
+
+def row_order(row: tuple[str, int]) -> tuple[int, str, int]:
+    """Tasks in the order of `TASKS`, then any others by name, each by budget."""
+    names = list(TASKS)
+    return (names.index(row[0]) if row[0] in names else len(names), row[0], row[1])
+
+
+def column_order(results: list[dict[str, Any]]) -> list[str]:
+    found = {line["config"]: line["library"] for line in results}
+    return [c for c in CONFIGS if c in found] + sorted(set(found) - set(CONFIGS))
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """Rows tasks, columns configurations: `mean score (seeds) · median wall · median steps to
+    goal (seeds reached)`, and for ours the ratio of its median seconds to the goal to
+    sb3-contrib's, when both reached it."""
+    columns = column_order(results)
+    library = {line["config"]: line["library"] for line in results}
+    lines = [
+        "| task (budget, goal) | " + " | ".join(f"`{c}`" for c in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for (task, budget), row in sorted(cells(results).items(), key=lambda x: row_order(x[0])):
+        metric, least = next(x["goal"] for x in results if x["task"] == task)
+        sb3 = [row[c] for c in columns if library[c] == "sb3" and c in row]
+        texts = []
+        for config in columns:
+            cell = row.get(config)
+            if cell is None:
+                texts.append("")
+                continue
+            goal = (
+                f"{cell.goal_steps / 1000:.0f}k ({cell.reached}/{cell.seeds})"
+                if cell.goal_steps is not None
+                else "never"
+            )
+            text = f"{cell.score:.3g} ({cell.seeds}) · {cell.wall:.0f} s · {goal}"
+            if library[config] == "ours" and sb3 and cell.goal_wall and sb3[0].goal_wall:
+                text += f" · {cell.goal_wall / sb3[0].goal_wall:.2f}x sb3"
+            texts.append(text)
+        lines.append(
+            f"| {task} ({budget / 1000:.0f}k, {metric} >= {least:g}) | " + " | ".join(texts) + " |"
+        )
+    legend = (
+        "Cells: mean final score (seeds) · median training wall · median steps to the goal on "
+        "the training curve (seeds that reached it) · ours: median seconds to the goal / "
+        "sb3-contrib's."
+    )
+    return "\n".join([*lines, "", legend])
+
+
+def mean_curve(curves: list[Curve], index: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean over seeds of column `index`, at the steps where every seed has a value."""
+    grid = np.array(sorted({p[0] for c in curves for p in c}), dtype=float)
+    values = []
+    for curve in curves:
+        points = np.array([(p[0], p[index]) for p in curve if p[index] is not None], dtype=float)
+        if len(points) == 0:
+            return np.empty(0), np.empty(0)
+        values.append(np.interp(grid, points[:, 0], points[:, 1], left=np.nan, right=np.nan))
+    stack = np.array(values)
+    keep = ~np.isnan(stack).any(axis=0)
+    return grid[keep], stack[:, keep].mean(axis=0)
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """One panel per task: each configuration's training curve (mean over seeds) against
+    steps, sb3-contrib dashed, the goal dotted."""
+    from agent.figures import check_figure_path, panel_grid, save_figure, style_panel
+
+    check_figure_path(path)
+    rows = sorted(cells(results), key=row_order)
+    columns = column_order(results)
+    title = "Defaults per task: mean over seeds (count in the legend)"
+    figure, axes = panel_grid(len(rows), title, size=(4.2, 3.0))
+    for ax, (task, budget) in zip(axes, rows, strict=True):
+        lines = [x for x in results if x["task"] == task and x["budget"] == budget]
+        metric, least = lines[0]["goal"]
+        for i, config in enumerate(columns):
+            runs = [x for x in lines if x["config"] == config]
+            if not runs:
+                continue
+            steps, mean = mean_curve([x["curve"] for x in runs], 3 if metric == "success" else 2)
+            style = "--" if runs[0]["library"] == "sb3" else "-"
+            ax.plot(steps, mean, style, color=f"C{i}", label=f"{config} ({len(runs)})")
+        ax.axhline(least, color="k", linestyle=":", linewidth=0.8)
+        ylabel = f"training {metric} (last 100 episodes)"
+        style_panel(ax, f"{task} ({budget / 1000:.0f}k steps)", "environment steps", ylabel)
+        ax.legend(fontsize=6)
+    save_figure(figure, path)
+    print(f"figure: {path}")
+
+
+# ------------------------------------------------------------------------------------- main ---
+def plan(args: argparse.Namespace, configs: dict[str, Config]) -> list[Job]:
+    """The jobs asked for, seed by seed (so that every task gets its first seed first)."""
+    budgets = QUICK_TASKS if args.quick else {name: TASKS[name].budget for name in args.tasks}
+    budgets = {name: budget for name, budget in budgets.items() if available(name)}
+    jobs = []
+    for seed in sorted(set(args.seeds) | set(args.sb3_seeds)):
+        for name, budget in budgets.items():
+            for config, (library, settings) in configs.items():
+                seeds = args.seeds if library == "ours" else args.sb3_seeds
+                if seed in seeds and args.only in (None, library):
+                    scaled = max(1, round(budget * args.budget_scale))
+                    jobs.append(Job(name, config, library, settings, seed, scaled, args.episodes))
+    return jobs
+
+
+def available(name: str) -> bool:
+    """False, with a printed line, when task `name` needs a module that cannot be imported."""
+    needed = TASKS[name].requires
+    if needed and importlib.util.find_spec(needed) is None:
+        print(f"{name}: skipped, {needed} cannot be imported (pip install --no-deps {needed})")
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "defaults")
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an ad hoc configuration of ours (repeat the flag)")  # fmt: skip
+    parser.add_argument("--only", choices=["ours", "sb3"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--sb3-seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--budget-scale", type=float, default=1.0, help="multiplies every budget")
+    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes")
+    parser.add_argument("--quick", action="store_true", help="two tasks, tiny budgets, seed 0")
+    parser.add_argument("--table", action="store_true", help="run nothing, only report")
+    parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print("RESULT " + json.dumps(worker(Job(**json.loads(args.worker)))), flush=True)
+        return 0
+    if args.quick:
+        args.seeds, args.sb3_seeds, args.episodes = [0], [0], 10
+    configs = {name: CONFIGS[name] for name in args.configs}
+    if args.set:
+        configs.update([adhoc_config(args.set)])
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    if not args.table:
+        done = {job_key(line) for line in load_results(args.out)}
+        jobs = [job for job in plan(args, configs) if job_key(job._asdict()) not in done]
+        print(f"{len(jobs)} jobs to run, results in {args.out / 'results.jsonl'}", flush=True)
+        for i, job in enumerate(jobs, 1):
+            print(f"[{i}/{len(jobs)}] {job.task} {job.config} seed {job.seed}", flush=True)
+            failed += not run_job(job, args.out)
+    results = load_results(args.out)
+    print(table(results) if results else "no results yet")
+    if args.plot and results:
+        plot(results, args.plot)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
