@@ -57,7 +57,8 @@ class SeedResult:
     """One trial of a preset's experiment."""
 
     final: float
-    """The metric of the final model (`results.csv`)."""
+    """The goal's metric of the final model (its last evaluation, which `tune.py` runs on the
+    final model; the experiment's own metric may be another tag)."""
     train_seconds: float
     goal_step: int | None
     """Steps at the first evaluation at the goal; None when no evaluation reached it."""
@@ -104,11 +105,12 @@ def read_seeds(folder: Path, tag: str, least: float) -> list[SeedResult]:
         run = Path(row["path"])
         events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
         events.Reload()
-        reached = [e for e in events.Scalars(tag) if e.value >= least]
+        evaluations = events.Scalars(tag)
+        reached = [e for e in evaluations if e.value >= least]
         start = run_start(run)
         results.append(
             SeedResult(
-                final=float(row[tag]),
+                final=evaluations[-1].value,  # tune.py evaluates the final model last
                 train_seconds=float(row["wall_time_s"]),
                 goal_step=reached[0].step if reached else None,
                 goal_seconds=reached[0].wall_time - start if reached else None,

@@ -30,14 +30,18 @@ def test_table_row_of_an_experiment(tmp_path):
     exp.mkdir()
     with (exp / "results.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["trial", "status", "seed", "eval/mean_reward", "wall_time_s", "path"])
+        # The experiment's metric may be another tag than the goal's (success where the env
+        # reports it): the goal's final value comes from the run's last evaluation.
+        writer.writerow(["trial", "status", "seed", "eval/success_rate", "wall_time_s", "path"])
         for seed, (name, (evaluations, final)) in enumerate(trials.items()):
             fake_trial(exp / name, evaluations)
-            writer.writerow([name, "done", seed, final, 20.0 + seed, exp / name])
+            assert evaluations[-1][1] == final
+            writer.writerow([name, "done", seed, 0.0, 20.0 + seed, exp / name])
         writer.writerow(["mean", "", "", 363.3, "", ""])  # the aggregate row is not a trial
 
     seeds = presets.read_seeds(exp, "eval/mean_reward", 450.0)
     assert [s.goal_step for s in seeds] == [20_000, 30_000, None]
+    assert [s.final for s in seeds] == [500.0, 470.0, 120.0]
     assert abs(seeds[0].goal_seconds - 9.0) < 0.01 and abs(seeds[1].goal_seconds - 15.0) < 0.01
 
     row = presets.table(tmp_path, ["cartpole-novel"]).splitlines()[-1]
