@@ -9,10 +9,11 @@ after another (the trials of one experiment share the machine's cores, one CPU e
 resumable: a preset whose experiment wrote its results table is skipped, and one that was
 interrupted continues with `tune.py --resume`.
 
-The table gives, per preset: the final metric (20 evaluation episodes of each seed's final
-model, as `tune.py` reports it) as mean, standard deviation and 95% bootstrap interval over the
-seeds; how many seeds end at the goal; the time to the goal (the first periodic evaluation at or
-above it: steps, and wall-clock seconds since the run opened its TensorBoard file, evaluations
+The table gives, per preset: the final metric (200 deterministic episodes of each seed's final
+model with `evaluate.py`, as the README's table was measured) as mean, standard deviation and
+95% bootstrap interval over the seeds; how many seeds end at the goal; the time to the goal (the
+first periodic evaluation, 20 episodes every 20k steps by default, at or above it: steps, and
+wall-clock seconds since the run opened its TensorBoard file, evaluations
 included), as a median over the seeds that reached it; each trial's training time; and the
 experiment's wall time, Ray's start-up included. `--plot` draws one panel per preset: the
 evaluation metric's mean over seeds, its min-max band, and the goal.
@@ -48,6 +49,13 @@ GOALS: dict[str, tuple[str, float]] = {
     "bandit": ("eval/mean_reward", 0.62),
     "pendulum-novel": ("eval/mean_reward", -300.0),
 }
+FINAL_EPISODES = 200
+"""Episodes of the final evaluation of each seed's model (`evaluate.py`, deterministic), as the
+README's preset table was measured; tune.py's own last evaluation has `--eval-episodes` (20)."""
+FINAL = f"final_{FINAL_EPISODES}.json"
+"""The final evaluation's results, in each run folder."""
+JSON_FIELDS = {"eval/success_rate": "success_rate", "eval/mean_reward": "mean_return"}
+"""evaluate.py --json's name for each evaluation tag a goal is judged on."""
 WALLS = "walls.json"
 """Per preset, the wall-clock seconds of its `tune.py` call(s), in the output folder."""
 
@@ -57,8 +65,8 @@ class SeedResult:
     """One trial of a preset's experiment."""
 
     final: float
-    """The goal's metric of the final model (its last evaluation, which `tune.py` runs on the
-    final model; the experiment's own metric may be another tag)."""
+    """The goal's metric of the final model over `FINAL_EPISODES` episodes (`FINAL`), else at
+    its last periodic evaluation, which `tune.py` runs on the final model."""
     train_seconds: float
     goal_step: int | None
     """Steps at the first evaluation at the goal; None when no evaluation reached it."""
@@ -86,6 +94,22 @@ def run_preset(name: str, out: Path, seeds: int) -> None:
         raise SystemExit(f"{name}: tune.py exited with {code}; see {out / name}.log")
 
 
+def evaluate_finals(folder: Path) -> None:
+    """Evaluate each finished trial's final model over `FINAL_EPISODES` deterministic episodes
+    into its run folder's `FINAL` (skipped where it exists)."""
+    with (folder / "results.csv").open() as f:
+        runs = [Path(r["path"]) for r in csv.DictReader(f) if r["status"] == "done"]
+    for run in runs:
+        if (run / FINAL).is_file():
+            continue
+        command = [sys.executable, "evaluate.py", str(run), "--episodes", str(FINAL_EPISODES)]
+        result = subprocess.run(
+            [*command, "--json", str(run / FINAL)], cwd=ROOT, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"evaluate.py {run} failed: {result.stderr.strip()[-500:]}")
+
+
 def run_start(run: Path) -> float:
     """The wall-clock time the run opened its first TensorBoard event file."""
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
@@ -108,9 +132,12 @@ def read_seeds(folder: Path, tag: str, least: float) -> list[SeedResult]:
         evaluations = events.Scalars(tag)
         reached = [e for e in evaluations if e.value >= least]
         start = run_start(run)
+        final = evaluations[-1].value  # tune.py evaluates the final model last
+        if (run / FINAL).is_file():
+            final = json.loads((run / FINAL).read_text())[JSON_FIELDS[tag]]
         results.append(
             SeedResult(
-                final=evaluations[-1].value,  # tune.py evaluates the final model last
+                final=final,
                 train_seconds=float(row["wall_time_s"]),
                 goal_step=reached[0].step if reached else None,
                 goal_seconds=reached[0].wall_time - start if reached else None,
@@ -187,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.table_only:
         for name in args.presets:
             run_preset(name, args.out, args.seeds)
+            evaluate_finals(args.out / name)
     print(table(args.out, args.presets))
     if args.plot:
         plot(args.out, args.presets, args.plot)

@@ -12,13 +12,10 @@ import evaluate as evaluate_script
 import train as train_script
 from agent import RecurrentPPO
 from agent.cli import resolve_settings, train_parser
-from benchmarks.presets import GOALS
+from benchmarks.presets import GOALS, JSON_FIELDS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
-
-# evaluate.py --json's name for each evaluation tag a goal is judged on
-JSON_FIELDS = {"eval/success_rate": "success_rate", "eval/mean_reward": "mean_return"}
 
 
 def test_every_task_of_the_suite_has_a_preset_with_a_goal():

@@ -2,6 +2,7 @@
 seeds at the goal, and the time to the goal from the first evaluation at or above it."""
 
 import csv
+import json
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
@@ -39,16 +40,18 @@ def test_table_row_of_an_experiment(tmp_path):
             writer.writerow([name, "done", seed, 0.0, 20.0 + seed, exp / name])
         writer.writerow(["mean", "", "", 363.3, "", ""])  # the aggregate row is not a trial
 
+    # seed2's final model, evaluated over 200 episodes, did better than its last evaluation
+    (exp / "seed2" / presets.FINAL).write_text(json.dumps({"mean_return": 130.0}))
     seeds = presets.read_seeds(exp, "eval/mean_reward", 450.0)
     assert [s.goal_step for s in seeds] == [20_000, 30_000, None]
-    assert [s.final for s in seeds] == [500.0, 470.0, 120.0]
+    assert [s.final for s in seeds] == [500.0, 470.0, 130.0]
     assert abs(seeds[0].goal_seconds - 9.0) < 0.01 and abs(seeds[1].goal_seconds - 15.0) < 0.01
 
     row = presets.table(tmp_path, ["cartpole-novel"]).splitlines()[-1]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[0] == "`cartpole-novel`"
     assert cells[1] == "mean_reward >= 450"
-    assert cells[2].startswith("363 ± 211")  # mean and sample std (ddof 1) of 500, 470, 120
+    assert cells[2].startswith("367 ± 206")  # mean and sample std (ddof 1) of 500, 470, 130
     assert cells[3] == "2 of 3"
     assert cells[4] == "12 s (25k), 2 of 3 seeds"  # median of 9 s and 15 s, of 20k and 30k
     assert cells[5] == "21 s"
