@@ -26,37 +26,49 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SHARED = (
-    "n_envs", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "learning_rate",
-    "lstm_hidden_size", "adam_eps", "normalize_advantage",
+# rl-baselines3-zoo's ppo_lstm hyperparameters for CartPoleNoVel-v1 (hyperparams/ppo_lstm.yml, as
+# listed in the model card of sb3/ppo_lstm-CartPoleNoVel-v1 on the Hugging Face Hub): 8 envs,
+# n_steps 32, batch 256, 20 epochs, gamma 0.98, lambda 0.8, lr 1e-3 (linear), clip 0.2 (linear),
+# no entropy bonus, ReLU, ortho_init off, an LSTM of 64 units for the actor and one for the
+# critic, MLP heads [64]. Measured here with VecNormalize on observations only. Both sides keep
+# the clip range constant (ours has no clip schedule). configs/cartpole-novel.yaml is faster
+# (a sweep's result, RESULTS.md section 5); this is the zoo's, the same for both libraries.
+ZOO_CARTPOLE: dict[str, Any] = {
+    "n_envs": 8,
+    "n_steps": 32,
+    "batch_size": 256,
+    "n_epochs": 20,
+    "gamma": 0.98,
+    "gae_lambda": 0.8,
+    "learning_rate": 1e-3,
+    "clip_range": 0.2,
+    "ent_coef": 0.0,
+    "lstm_hidden_size": 64,
+    "activation_fn": "relu",
+}
+TMAZE_RECIPE = (
+    "n_epochs", "gamma", "gae_lambda", "learning_rate", "lstm_hidden_size", "adam_eps",
+    "normalize_advantage",
 )  # fmt: skip
-"""Hyperparameters both libraries take from a preset (sb3-contrib's names or, for the LSTM's size
-and Adam's epsilon, translated in `run_sb3`)."""
+"""What the T-maze task takes from configs/tmaze-1000.yaml (sb3-contrib's names or, for the
+LSTM's size and Adam's epsilon, translated in `run_sb3`)."""
 
 
-def from_preset(name: str, **changes: Any) -> dict[str, Any]:
-    """The `SHARED` hyperparameters that `configs/<name>.yaml` sets, with `changes`."""
+def from_preset(name: str, keys: tuple[str, ...], **changes: Any) -> dict[str, Any]:
+    """The hyperparameters `keys` that `configs/<name>.yaml` sets, with `changes`."""
     sys.path.insert(0, str(ROOT))
     from agent.cli import load_preset
 
     preset = load_preset(name)
-    return {**{k: preset[k] for k in SHARED if k in preset}, **changes}
+    return {**{k: preset[k] for k in keys if k in preset}, **changes}
 
 
-# configs/cartpole-novel.yaml holds rl-baselines3-zoo's ppo_lstm hyperparameters for
-# CartPoleNoVel-v1 (hyperparams/ppo_lstm.yml, as listed in the model card of
-# sb3/ppo_lstm-CartPoleNoVel-v1 on the Hugging Face Hub): 8 envs, n_steps 32, batch 256, 20
-# epochs, gamma 0.98, lambda 0.8, lr 1e-3 (linear), clip 0.2 (linear), no entropy bonus, ReLU,
-# ortho_init off, an LSTM of 64 units for the actor and one for the critic, MLP heads [64].
-# Measured here as in RESULTS.md section 3: ReLU heads (the zoo's; the preset keeps Tanh) and
-# VecNormalize on observations only. Both sides keep the clip range constant (ours has no clip
-# schedule).
 TASKS: dict[str, dict[str, Any]] = {
     "cartpole": {
         "env": "Memory/CartPoleNoVel-v0",
         "env_kwargs": {},
         "steps": 100_000,
-        "hp": from_preset("cartpole-novel", clip_range=0.2, ent_coef=0.0, activation_fn="relu"),
+        "hp": ZOO_CARTPOLE,
         "normalize_obs": True,
         "eval_episodes": 20,
     },
@@ -69,6 +81,7 @@ TASKS: dict[str, dict[str, Any]] = {
         "steps": 100_000,
         "hp": from_preset(
             "tmaze-1000",
+            TMAZE_RECIPE,
             n_envs=64,
             n_steps=302,
             batch_size=604,

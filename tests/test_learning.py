@@ -14,6 +14,7 @@ import envs  # noqa: F401
 from agent import RecurrentPPO
 from agent.cli import load_preset
 from agent.config import PPOConfig
+from benchmarks.throughput import ZOO_CARTPOLE
 from tests.toy_envs import RecallValueEnv
 
 
@@ -59,11 +60,12 @@ def test_memoryless_agent_stays_at_chance_on_tmaze():
     assert success_rate(model, "Memory/TMaze-v0", 100, length=20) <= 0.7
 
 
-# configs/cartpole-novel.yaml: rl-baselines3-zoo's ppo_lstm settings for CartPoleNoVel
+# configs/cartpole-novel.yaml, and rl-baselines3-zoo's ppo_lstm settings for CartPoleNoVel
 CARTPOLE = load_preset("cartpole-novel")
-# The rollout and update the memoryless agent shares with it
+# The rollout and update of the zoo's settings, which the memoryless agent gets
 CARTPOLE_ZOO = {
-    k: CARTPOLE[k] for k in ("n_envs", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda")
+    k: ZOO_CARTPOLE[k]
+    for k in ("n_envs", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda")
 }
 HYPERPARAMETERS = {f.name for f in dataclasses.fields(PPOConfig)}
 
