@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 BOOTSTRAP_SAMPLES = 10_000
+RESULTS_CSV = "results.csv"
+"""The name of `write_csv`'s table in an experiment folder."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,13 @@ def write_csv(
                 }
             )
     return path
+
+
+def finished_trials(experiment: Path) -> list[dict[str, str]]:
+    """The rows of `experiment`'s `RESULTS_CSV` whose trial finished (`done`), as `write_csv`
+    wrote them (all values strings); the summary row is not a trial."""
+    with (experiment / RESULTS_CSV).open() as f:
+        return [row for row in csv.DictReader(f) if row["status"] == "done"]
 
 
 def format_table(rows: Sequence[TrialRow], metric: str, summary: Aggregate | None = None) -> str:

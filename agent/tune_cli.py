@@ -22,7 +22,14 @@ from agent.cli import (
 from agent.evaluation import evaluate
 from agent.ppo import RecurrentPPO
 from agent.search_space import parse_search_space, read_search_space
-from agent.trial_table import TrialRow, format_table, seed_aggregate, sorted_rows, write_csv
+from agent.trial_table import (
+    RESULTS_CSV,
+    TrialRow,
+    format_table,
+    seed_aggregate,
+    sorted_rows,
+    write_csv,
+)
 from agent.tuning import (
     METRICS,
     PLAN_FILE,
@@ -313,7 +320,7 @@ def report(results: tune.ResultGrid, experiment: Experiment, plot: bool) -> int:
     else:
         rows = sorted_rows(rows, experiment.mode)
         summary = None
-    csv_path = write_csv(rows, experiment.metric, experiment.path / "results.csv", summary)
+    csv_path = write_csv(rows, experiment.metric, experiment.path / RESULTS_CSV, summary)
     print(format_table(rows, experiment.metric, summary))
     print(f"results: {csv_path}")
     finished = [row for row in rows if row.status == "done" and row.metric is not None]

@@ -23,7 +23,6 @@ training itself?). Medians over --repeats.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -36,6 +35,8 @@ from statistics import mean, median
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `agent`, when run as a script from elsewhere
+    sys.path.insert(0, str(ROOT))
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 CASES = {"A": "one seed, train.py", "B": "one seed, tune.py", "C": "two seeds, tune.py"}
 
@@ -57,8 +58,6 @@ def command(case: str, args: argparse.Namespace, folder: Path) -> list[str]:
 
 def training_time(run: Path) -> float:
     """Seconds a run spent collecting and updating: over its updates, steps / `time/fps`."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     import numpy as np
 
     from agent.curves import read_scalars
@@ -69,9 +68,9 @@ def training_time(run: Path) -> float:
 
 def trial_times(experiment: Path) -> dict[str, float]:
     """Each finished trial's time in Ray (its `time_total_s`), from results.csv, by name."""
-    with (experiment / "results.csv").open() as f:
-        rows = [row for row in csv.DictReader(f) if row["trial"] != "mean"]
-    return {row["trial"]: float(row["wall_time_s"]) for row in rows if row["status"] == "done"}
+    from agent.trial_table import finished_trials
+
+    return {row["trial"]: float(row["wall_time_s"]) for row in finished_trials(experiment)}
 
 
 def measure(case: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:

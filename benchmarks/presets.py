@@ -22,7 +22,6 @@ evaluation metric's mean over seeds, its min-max band, and the goal.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import statistics
@@ -35,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.trial_table import aggregate  # noqa: E402
+from agent.trial_table import RESULTS_CSV, aggregate, finished_trials  # noqa: E402
 
 # The goal each preset's header states: (the evaluation tag it is judged on, the least value).
 GOALS: dict[str, tuple[str, float]] = {
@@ -76,7 +75,7 @@ class SeedResult:
 def run_preset(name: str, out: Path, seeds: int) -> None:
     """Run (or resume) the experiment of preset `name`; add its wall time to `WALLS`."""
     folder = out / name
-    if (folder / "results.csv").is_file():
+    if (folder / RESULTS_CSV).is_file():
         print(f"{name}: done already ({folder})")
         return
     if folder.is_dir():
@@ -97,9 +96,7 @@ def run_preset(name: str, out: Path, seeds: int) -> None:
 def evaluate_finals(folder: Path) -> None:
     """Evaluate each finished trial's final model over `FINAL_EPISODES` deterministic episodes
     into its run folder's `FINAL` (skipped where it exists)."""
-    with (folder / "results.csv").open() as f:
-        runs = [Path(r["path"]) for r in csv.DictReader(f) if r["status"] == "done"]
-    for run in runs:
+    for run in (Path(row["path"]) for row in finished_trials(folder)):
         if (run / FINAL).is_file():
             continue
         command = [sys.executable, "evaluate.py", str(run), "--episodes", str(FINAL_EPISODES)]
@@ -122,10 +119,8 @@ def read_seeds(folder: Path, tag: str, least: float) -> list[SeedResult]:
     """The finished trials of the experiment in `folder`, judged against `tag >= least`."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    with (folder / "results.csv").open() as f:
-        rows = [r for r in csv.DictReader(f) if r["status"] == "done"]
     results = []
-    for row in rows:
+    for row in finished_trials(folder):
         run = Path(row["path"])
         events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
         events.Reload()
@@ -155,7 +150,7 @@ def table(out: Path, names: list[str]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name in names:
-        if not (out / name / "results.csv").is_file():
+        if not (out / name / RESULTS_CSV).is_file():
             continue
         tag, least = GOALS[name]
         seeds = read_seeds(out / name, tag, least)
@@ -186,13 +181,12 @@ def plot(out: Path, names: list[str], path: Path) -> None:
     from agent.figures import check_figure_path, panel_grid, save_figure, style_panel
 
     check_figure_path(path)
-    names = [n for n in names if (out / n / "results.csv").is_file()]
+    names = [n for n in names if (out / n / RESULTS_CSV).is_file()]
     title = "Presets: mean over seeds, band min-max, dashed line the goal"
     figure, axes = panel_grid(len(names), title)
     for ax, name in zip(axes, names, strict=True):
         tag, least = GOALS[name]
-        with (out / name / "results.csv").open() as f:
-            runs = [read_run(r["path"]) for r in csv.DictReader(f) if r["status"] == "done"]
+        runs = [read_run(row["path"]) for row in finished_trials(out / name)]
         band = seed_band([run.scalars[tag] for run in runs])
         ax.plot(band.steps, band.mean, color="C0", marker="o", markersize=2, linewidth=1.2)
         ax.fill_between(band.steps, band.low, band.high, color="C0", alpha=0.25)
