@@ -145,7 +145,7 @@ def load_training_state(
     """Put back what `training_state` returned (with the rollout's position when
     `restore_rollout` and it was saved). Raises KeyError, ValueError, TypeError or RuntimeError
     when it does not fit `model`."""
-    model.policy.load_state_dict(state["policy"])
+    model.policy.load_state_dict(with_image_ranges(model.policy.state_dict(), state["policy"]))
     model.params.attach()
     model.optimizer.load_state_dict(model.params.optimizer_state(state["optimizer"]))
     model.num_timesteps = int(state["num_timesteps"])
@@ -161,6 +161,21 @@ def load_training_state(
         model.reward_normalizer.load_state_dict(state["reward_normalizer"])
     if restore_rollout and "rollout" in state:
         restore_rollout_state(model, state["rollout"])
+
+
+def with_image_ranges(
+    current: dict[str, torch.Tensor], saved: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """`saved`, with the image encoder's range as checkpoints before it had one worked: divided
+    by 255 (`peak`), kept so (`observed`)."""
+    filled = dict(saved)
+    for key, value in current.items():
+        name = key.rsplit(".", 1)[-1]
+        if key not in saved and name == "peak":
+            filled[key] = torch.full_like(value, 255.0)
+        elif key not in saved and name == "observed":
+            filled[key] = torch.ones_like(value)
+    return filled
 
 
 def rollout_state(model: RecurrentPPO) -> dict[str, Any] | None:

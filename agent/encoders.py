@@ -18,6 +18,15 @@ class UnsupportedSpaceError(ValueError):
     """The agent has no encoder or action head for this Gymnasium space."""
 
 
+class Encoder(nn.Module):
+    """An observation encoder: `forward` maps observations to features of `output_size`."""
+
+    output_size: int
+
+    def update_range(self, obs: Any) -> None:
+        """Record the values of a batch of observations before a rollout (see ImageEncoder)."""
+
+
 def is_image_space(space: spaces.Space) -> bool:
     """A uint8 Box of rank 3 whose smallest axis (first or last) has 1, 3 or 4 channels."""
     return (
@@ -28,7 +37,7 @@ def is_image_space(space: spaces.Space) -> bool:
     )
 
 
-class FlattenEncoder(nn.Module):
+class FlattenEncoder(Encoder):
     """Vector (or any non-image Box, or MultiBinary) observations, flattened to floats."""
 
     def __init__(self, shape: tuple[int, ...]) -> None:
@@ -43,7 +52,7 @@ class FlattenEncoder(nn.Module):
         return obs.flatten(start_dim=obs.dim() - self.event_dims)
 
 
-class OneHotEncoder(nn.Module):
+class OneHotEncoder(Encoder):
     """Discrete and MultiDiscrete observations as concatenated one-hot vectors."""
 
     def __init__(self, nvec: np.ndarray, start: np.ndarray) -> None:
@@ -62,8 +71,16 @@ class OneHotEncoder(nn.Module):
         return out.scatter_(-1, idx, 1.0)
 
 
-class ImageEncoder(nn.Module):
-    """A small CNN for uint8 images (channels first or last), scaled to [0, 1]."""
+class ImageEncoder(Encoder):
+    """A small CNN for uint8 grids (channels first or last), each channel divided by its range.
+
+    A uint8 grid is not always pixels: MiniGrid's 7x7x3 view holds object, colour and state
+    codes of at most 10 in a Box(0, 255), and dividing those by 255 would leave the network's
+    inputs near zero. So each channel is divided by the largest value it has shown
+    (`update_range`, called by `RecurrentPPO` on the first observations and after every update,
+    so a rollout and its update see one scale): pixels end in [0, 1] as with the usual / 255,
+    codes too. Until anything is observed the divisor is 255.
+    """
 
     def __init__(self, shape: tuple[int, ...], features: int = 256) -> None:
         super().__init__()
@@ -82,19 +99,30 @@ class ImageEncoder(nn.Module):
             n_flat = self.cnn(torch.zeros(1, c, h, w)).shape[1]
         self.linear = nn.Sequential(nn.Linear(n_flat, features), nn.ReLU())
         self.output_size = features
+        self.register_buffer("peak", torch.full((c,), 255.0))
+        """Per channel, the largest value observed (255 until `observed`)."""
+        self.register_buffer("observed", torch.tensor(False))
+
+    @torch.no_grad()
+    def update_range(self, obs: torch.Tensor) -> None:
+        x = obs.reshape(-1, *obs.shape[-3:])
+        peak = x.amax(dim=(0, 1, 2) if self.channels_last else (0, 2, 3)).float()
+        self.peak.copy_(torch.maximum(self.peak, peak) if self.observed else peak)
+        self.observed.fill_(True)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         batch_shape = obs.shape[:-3]
-        x = obs.reshape(-1, *obs.shape[-3:]).float() / 255.0
+        x = obs.reshape(-1, *obs.shape[-3:]).float()
         if self.channels_last:
             x = x.permute(0, 3, 1, 2)
+        x = x / self.peak.clamp(min=1.0)[:, None, None]
         return self.linear(self.cnn(x)).reshape(*batch_shape, self.output_size)
 
 
-class DictEncoder(nn.Module):
+class DictEncoder(Encoder):
     """Dict and Tuple observations: each part encoded on its own, then concatenated."""
 
-    def __init__(self, parts: dict[str, nn.Module], is_tuple: bool) -> None:
+    def __init__(self, parts: dict[str, Encoder], is_tuple: bool) -> None:
         super().__init__()
         self.parts = nn.ModuleDict(parts)
         self.is_tuple = is_tuple
@@ -107,8 +135,12 @@ class DictEncoder(nn.Module):
             encoded = [enc(obs[k]) for k, enc in self.parts.items()]
         return torch.cat(encoded, dim=-1)
 
+    def update_range(self, obs: Any) -> None:
+        for k, enc in self.parts.items():
+            enc.update_range(obs[int(k)] if self.is_tuple else obs[k])
 
-def make_encoder(space: spaces.Space) -> nn.Module:
+
+def make_encoder(space: spaces.Space) -> Encoder:
     """The encoder for `space`; raises `UnsupportedSpaceError` for spaces it cannot encode."""
     if isinstance(space, spaces.Discrete):
         enc = OneHotEncoder(np.array([space.n]), np.array([space.start]))

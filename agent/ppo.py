@@ -243,6 +243,9 @@ class RecurrentPPO:
                     collect_time = time.perf_counter() - start
                     self.compute_advantages(buffer)
                     self.logs = self.train(buffer)
+                    # Between an update and the next rollout: each rollout and its update see
+                    # the same input scale (a uint8 grid's channel ranges, agent.encoders).
+                    self.policy.encoder.update_range(buffer.observations)
                 except StopTraining:
                     self.load_training_state(before)
                     break
@@ -266,6 +269,7 @@ class RecurrentPPO:
         """Reset all envs (seeded) and the recurrent state; the first step starts episodes."""
         obs, _ = self.env.reset(seed=self.config.seed + self.num_timesteps)
         self._last_obs = obs
+        self.policy.encoder.update_range(self._obs_to_tensor(obs, update_stats=False))
         self._state = self.policy.initial_state(self.config.n_envs, self.device)
         self._episode_start = torch.ones(self.config.n_envs, dtype=torch.bool, device=self.device)
         self._reset_step = torch.zeros_like(self._episode_start)

@@ -74,6 +74,13 @@ def minigrid_memory(env: gym.Env) -> gym.Env:
     return SuccessOnReward(TransformObservation(env, _scaled_codes, space))
 
 
+def minigrid_codes(env: gym.Env) -> gym.Env:
+    """MiniGrid without the mission text, its 7x7x3 object codes left as the env gives them:
+    uint8 in a Box(0, 255), with values of at most 10. This is what a user passes on, and what
+    our encoders must get right without a flag (issue 16); sb3-contrib's NatureCNN refuses it."""
+    return SuccessOnReward(FilterObservation(env, ["image", "direction"]))
+
+
 def _scaled_codes(obs: dict[str, Any]) -> dict[str, Any]:
     return {"image": obs["image"].astype(np.float32) / 10.0, "direction": obs["direction"]}
 
@@ -111,6 +118,8 @@ class Task:
     """`module:function` wrappers of each single env (our `wrappers`; sb3-contrib's `make_env`)."""
     requires: str | None = None
     """A module the task needs; without it the task is skipped with a printed line."""
+    sb3: bool = True
+    """Whether sb3-contrib can run it (its CNN refuses images smaller than 36x36)."""
 
 
 def preset_goal(name: str) -> tuple[str, float]:
@@ -151,6 +160,9 @@ TASKS: dict[str, Task] = {
                    {"num_arms": 2, "length": 100}),
     "minigrid-memory": Task("minigrid:MiniGrid-MemoryS7-v0", 200_000, ("success", 0.95),
                             wrappers=(f"{HERE}:minigrid_memory",), requires="minigrid"),
+    # The same task with MiniGrid's uint8 codes as they come (ours only): the encoder question.
+    "minigrid-codes": Task("minigrid:MiniGrid-MemoryS7-v0", 200_000, ("success", 0.95),
+                           wrappers=(f"{HERE}:minigrid_codes",), requires="minigrid", sb3=False),
     "acrobot-novel": Task("Acrobot-v1", 200_000, ("return", -100.0),
                           wrappers=(f"{HERE}:acrobot_angles",)),
     "frozenlake-blind": Task("FrozenLake-v1", 100_000, ("success", 0.99), {"is_slippery": False},
@@ -532,7 +544,8 @@ def plan(args: argparse.Namespace, configs: dict[str, Config]) -> list[Job]:
         for name, budget in budgets.items():
             for config, (library, settings) in configs.items():
                 seeds = args.seeds if library == "ours" else args.sb3_seeds
-                if seed in seeds and args.only in (None, library):
+                runnable = library == "ours" or TASKS[name].sb3
+                if seed in seeds and args.only in (None, library) and runnable:
                     scaled = max(1, round(budget * args.budget_scale))
                     jobs.append(Job(name, config, library, settings, seed, scaled, args.episodes))
     return jobs

@@ -1,0 +1,98 @@
+"""uint8 grids are divided by each channel's observed range, not always by 255 (issue 16)."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from agent import RecurrentPPO
+from agent.checkpoint import with_image_ranges
+from agent.encoders import ImageEncoder
+from tests.replay_check import replay_errors
+
+
+def codes(shape, maxima, channels_last=True, seed=0):
+    """A uint8 batch whose channel c holds values 0..maxima[c], each maximum present."""
+    rng = np.random.default_rng(seed)
+    axis = -1 if channels_last else 1
+    out = np.zeros(shape, np.uint8)
+    for c, m in enumerate(maxima):
+        index = [slice(None)] * len(shape)
+        index[axis] = c
+        part = rng.integers(0, m + 1, out[tuple(index)].shape)
+        part.reshape(-1)[0] = m
+        out[tuple(index)] = part
+    return torch.as_tensor(out)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_channels_are_divided_by_their_largest_value(channels_last):
+    shape = (7, 7, 3) if channels_last else (3, 7, 7)
+    enc = ImageEncoder(shape)
+    batch = codes((5, *shape), [10, 5, 0], channels_last)
+    raw = batch.float() if not channels_last else batch.float().permute(0, 3, 1, 2)
+    # Before anything is observed: the pixel convention, / 255.
+    assert torch.allclose(enc(batch), enc.linear(enc.cnn(raw / 255.0)))
+    enc.update_range(batch)
+    assert enc.peak.tolist() == [10.0, 5.0, 0.0]
+    scale = torch.tensor([10.0, 5.0, 1.0])[:, None, None]  # an all-zero channel stays / 1
+    assert torch.allclose(enc(batch), enc.linear(enc.cnn(raw / scale)))
+    # The range only grows: a later batch with a larger value widens its channel alone.
+    enc.update_range(codes((2, *shape), [3, 9, 2], channels_last, seed=1))
+    assert enc.peak.tolist() == [10.0, 9.0, 2.0]
+
+
+class GrowingCodesEnv(gym.Env):
+    """uint8 grids whose largest code grows with every step taken, so that each rollout shows
+    values the previous one did not: any change of scale inside a rollout would show."""
+
+    observation_space = spaces.Box(0, 255, (4, 4, 3), np.uint8)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self) -> None:
+        self.steps = self.t = 0
+
+    def _obs(self):
+        high = min(2 + self.steps // 8, 255)
+        return self.np_random.integers(0, high + 1, (4, 4, 3)).astype(np.uint8)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.steps += 1
+        self.t += 1
+        return self._obs(), float(action), False, self.t >= 6, {}
+
+
+def test_a_rollout_and_its_update_see_one_scale():
+    env = gym.vector.SyncVectorEnv([GrowingCodesEnv for _ in range(2)])
+    model = RecurrentPPO(env, n_steps=16, batch_size=16, n_epochs=2, lstm_hidden_size=8)
+    replays, peaks = [], []
+    train = model.train
+
+    def checked_train(buffer):
+        replays.append(replay_errors(model, buffer)[:2])
+        peaks.append(model.policy.encoder.peak.clone())
+        return train(buffer)
+
+    model.train = checked_train
+    model.learn(96)
+    assert len(replays) == 3
+    # The update replays its rollout exactly: the scale did not move between them.
+    assert max(max(r) for r in replays) < 1e-5
+    # ... and it did move between updates, following the growing codes (first reset: <= 2).
+    assert peaks[0].max() <= 2 < peaks[1].min() < peaks[2].min()
+    assert model.policy.encoder.peak.min() > peaks[2].max()
+
+
+def test_checkpoints_from_before_the_range_keep_dividing_by_255():
+    enc = ImageEncoder((7, 7, 3))
+    saved = {k: v for k, v in enc.state_dict().items() if k not in ("peak", "observed")}
+    enc.load_state_dict(with_image_ranges(enc.state_dict(), saved))
+    assert enc.peak.tolist() == [255.0] * 3 and bool(enc.observed)
+    enc.update_range(codes((2, 7, 7, 3), [10, 5, 0]))
+    assert enc.peak.tolist() == [255.0] * 3
