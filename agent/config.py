@@ -32,10 +32,13 @@ class PPOConfig:
     to a worker process and there is more than one CPU, else sync."""
 
     # --- optimisation ----------------------------------------------------------------------------
-    batch_size: int = 512
+    batch_size: int = 256
     """Environment steps per minibatch (whole sequences are packed until this many steps)."""
-    n_epochs: int = 4
-    """Passes over each rollout."""
+    n_epochs: int = 10
+    """Passes over each rollout. With `batch_size` 256 that is 80 Adam steps per 2,048 samples
+    (sb3-contrib's defaults take 80 per 1,024): on tasks nobody tuned for, 4 epochs of 512 (16
+    steps) left RepeatPrevious at return 0.49 and CartPoleNoVel at 250 after 250k and 150k
+    steps, where these reach 0.94 and 417, at 2.4x the wall time per step (RESULTS.md 6)."""
     learning_rate: float = 1e-3
     """Adam step size (at the start, when annealed)."""
     lr_schedule: str = "constant"
