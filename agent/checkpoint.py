@@ -168,13 +168,12 @@ def with_image_ranges(
 ) -> dict[str, torch.Tensor]:
     """`saved`, with the image encoder's range as checkpoints before it had one worked: divided
     by 255 (`peak`), kept so (`observed`)."""
+    legacy = {"peak": lambda x: torch.full_like(x, 255.0), "observed": torch.ones_like}
     filled = dict(saved)
-    for key, value in current.items():
+    for key in current.keys() - saved.keys():
         name = key.rsplit(".", 1)[-1]
-        if key not in saved and name == "peak":
-            filled[key] = torch.full_like(value, 255.0)
-        elif key not in saved and name == "observed":
-            filled[key] = torch.ones_like(value)
+        if name in legacy:
+            filled[key] = legacy[name](current[key])
     return filled
 
 

@@ -129,15 +129,15 @@ class DictEncoder(Encoder):
         self.output_size = sum(p.output_size for p in parts.values())
 
     def forward(self, obs: Any) -> torch.Tensor:
-        if self.is_tuple:
-            encoded = [enc(obs[int(k)]) for k, enc in self.parts.items()]
-        else:
-            encoded = [enc(obs[k]) for k, enc in self.parts.items()]
-        return torch.cat(encoded, dim=-1)
+        return torch.cat([enc(self.part(obs, k)) for k, enc in self.parts.items()], dim=-1)
 
     def update_range(self, obs: Any) -> None:
         for k, enc in self.parts.items():
-            enc.update_range(obs[int(k)] if self.is_tuple else obs[k])
+            enc.update_range(self.part(obs, k))
+
+    def part(self, obs: Any, key: str) -> Any:
+        """The observation of part `key` (a position, for a Tuple)."""
+        return obs[int(key)] if self.is_tuple else obs[key]
 
 
 def make_encoder(space: spaces.Space) -> Encoder:
