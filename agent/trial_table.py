@@ -25,7 +25,8 @@ class TrialRow:
 
     name: str
     status: str
-    """`done`, `stopped early` (by the scheduler), `error`, `unfinished` or `not started`."""
+    """`done`, `stopped early` (by the scheduler), `infeasible` (its sampled settings were not a
+    valid config: not trained), `error`, `unfinished` or `not started`."""
     params: dict[str, Any]
     """The seed, or the sampled hyperparameters."""
     metric: float | None

@@ -31,6 +31,7 @@ from agent.trial_table import (
     write_csv,
 )
 from agent.tuning import (
+    INFEASIBLE,
     METRICS,
     PLAN_FILE,
     RAY_DIR,
@@ -335,6 +336,9 @@ def report(results: tune.ResultGrid, experiment: Experiment, plot: bool) -> int:
         print(f"plot: {figure}" if figure else "plot: no trial logged any curves yet")
     print(f"tensorboard: tensorboard --logdir {shlex.quote(str(experiment.path))}")
     for result in results:
+        reason = (result.metrics or {}).get(INFEASIBLE)
+        if reason:
+            print(f"infeasible: trial {Path(result.path).name} was not trained: {reason}")
         if result.error is not None:
             print(
                 f"error: trial {Path(result.path).name} failed after "

@@ -33,7 +33,7 @@ from ray.tune.experiment import Trial
 
 from agent.callbacks import RunPaths, TrainingCallback
 from agent.cli import UsageError, one_line, sanitize
-from agent.config import PPOConfig
+from agent.config import ConfigError, PPOConfig
 from agent.ppo import RecurrentPPO
 from agent.runs import plain, write_config
 from agent.search_space import parse_search_space, sampled_config, tune_space
@@ -53,6 +53,8 @@ METRICS = (
 """What a trial reports, each under its TensorBoard tag: the names `--metric` accepts."""
 REDUCTION_FACTOR = 3
 """ASHA keeps the best third of the trials at each rung."""
+INFEASIBLE = "infeasible"
+"""The result key of a trial whose sampled settings were invalid: the reason, one line."""
 RUNTIME_EXCLUDES = [
     ".git/",
     "runs/",
@@ -204,7 +206,11 @@ def run_trial(sample: dict[str, Any], experiment: Experiment) -> None:
     paths = RunPaths(experiment.path / name)
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        config = sampled_config(experiment.base_config, sample)
+        try:
+            config = sampled_config(experiment.base_config, sample)
+        except ConfigError as e:  # e.g. a batch_size larger than the sampled rollout
+            report_infeasible(experiment, name, str(e))
+            return
         model = RecurrentPPO(
             experiment.env, config, env_kwargs=experiment.env_kwargs, wrappers=experiment.wrappers
         )
@@ -244,6 +250,23 @@ def run_trial(sample: dict[str, Any], experiment: Experiment) -> None:
             callback.report(model)
     finally:
         model.close()
+
+
+def report_infeasible(experiment: Experiment, name: str, reason: str) -> None:
+    """End a trial whose sampled settings do not make a valid config, without training and
+    without a retry (a restart would sample nothing new): report the worst metric, so that
+    Optuna's TPE learns to avoid the region, and the reason, for the results table."""
+    print(f"{name}: infeasible sample: {reason}", flush=True)
+    worst = -math.inf if experiment.mode == "max" else math.inf
+    tune.report(
+        {
+            experiment.metric: worst,
+            "num_timesteps": 0,
+            "total_timesteps": experiment.total_timesteps,
+            "restarts": 0,
+            INFEASIBLE: reason,
+        }
+    )
 
 
 def trial_name(trial: Trial) -> str:
@@ -378,6 +401,8 @@ def trial_rows(results: tune.ResultGrid, experiment: Experiment) -> list[TrialRo
         steps = int(metrics.get("num_timesteps", 0))
         if result.error is not None:
             status = "error"
+        elif metrics.get(INFEASIBLE):
+            status = "infeasible"
         elif not metrics:
             status = "not started"
         elif steps >= experiment.total_timesteps:
@@ -387,7 +412,7 @@ def trial_rows(results: tune.ResultGrid, experiment: Experiment) -> list[TrialRo
         else:
             status = "unfinished"
         name = Path(result.path).name
-        value = metrics.get(experiment.metric)
+        value = None if status == "infeasible" else metrics.get(experiment.metric)
         rows.append(
             TrialRow(
                 name=name,

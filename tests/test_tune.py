@@ -249,6 +249,32 @@ def test_asha_stops_trials_that_cannot_learn(local_ray, tmp_path):
     assert learnt and all(row["status"] == "done" for row in learnt)
 
 
+def test_an_infeasible_sample_ends_its_trial_without_training_or_retry(local_ray, tmp_path):
+    # With TINY's 2 envs, n_steps 16 makes a rollout of 32 samples: too few for a batch_size of
+    # 48. Each value is valid with the other's base value (n_steps 32, batch_size 16), so only
+    # the sample, in its trial, can find that out.
+    space = tmp_path / "space.yaml"
+    space.write_text("n_steps: {choice: [8, 16, 32]}\nbatch_size: {choice: [16, 48, 64]}\n")
+    exp = tmp_path / "sweep"
+    argv = [
+        *TINY, "--batch-size", "16", "--total-timesteps", "64", "--grace-period", "64",
+        "--search", str(space), "--num-samples", "4", "--max-concurrent", "2",
+        "--run-dir", str(exp),
+    ]  # fmt: skip
+    assert tune_cli.main(argv) == 0
+    rows = read_results(exp).values()
+    metric = yaml.safe_load((exp / "experiment.yaml").read_text())["metric"]
+    seen = set()
+    for row in rows:
+        feasible = 2 * int(row["n_steps"]) >= int(row["batch_size"])
+        seen.add(feasible)
+        assert (row["status"], row["restarts"]) == ("done" if feasible else "infeasible", "0")
+        if not feasible:
+            assert row[metric] == "" and row["steps"] == "0"
+            assert not Path(row["path"]).exists()
+    assert seen == {True, False}, "the sampler drew only one kind: change the seed"
+
+
 # --------------------------------------------------------------------------------- faults ---
 
 
