@@ -46,7 +46,7 @@ class RecurrentCore(nn.Module):
         num_layers: int = 1,
         rnn_type: str = "lstm",
         groups: int = 1,
-        forget_bias_init: str = "chrono",
+        forget_bias_init: str = "half-chrono",
         chrono_max_len: int = 128,
     ) -> None:
         super().__init__()
@@ -86,13 +86,15 @@ class RecurrentCore(nn.Module):
             for layer in range(self.num_layers):
                 b_ih = getattr(rnn, f"bias_ih_l{layer}")
                 b_hh = getattr(rnn, f"bias_hh_l{layer}")
-                if how in ("chrono", "chrono-forget"):
-                    bias = chrono_bias(W, chrono_max_len)
-                    b_ih[memory_gate] = bias
-                    b_hh[memory_gate] = 0.0
-                    if how == "chrono" and self.rnn_type != "gru":
-                        b_ih[0:W] = -bias
-                        b_hh[0:W] = 0.0
+                if how in ("chrono", "chrono-forget", "half-chrono"):
+                    # half-chrono: the first half of the units only; the rest keep PyTorch's init
+                    n = (W + 1) // 2 if how == "half-chrono" else W
+                    bias = chrono_bias(n, chrono_max_len)
+                    b_ih[W : W + n] = bias
+                    b_hh[W : W + n] = 0.0
+                    if how != "chrono-forget" and self.rnn_type != "gru":
+                        b_ih[0:n] = -bias
+                        b_hh[0:n] = 0.0
                 else:
                     b_ih[memory_gate] += float(how)
 

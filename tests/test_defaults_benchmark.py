@@ -74,6 +74,21 @@ def test_table_means_medians_and_ratio():
     ]
 
 
+def test_named_configs_limit_the_table_to_them(tmp_path, capsys):
+    results = [
+        line("ours-defaults", "ours", 0, 1.0, 30.0, None),
+        line("ours-chrono", "ours", 0, 0.5, 30.0, None),
+        line("ours[n_epochs=3]", "ours", 0, 0.7, 30.0, None),
+    ]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in results))
+    header = lambda: capsys.readouterr().out.splitlines()[0]  # noqa: E731
+    assert defaults.main(["--out", str(tmp_path), "--table"]) == 0
+    assert header().count("`") == 6  # every configuration in the file
+    argv = ["--out", str(tmp_path), "--table", "--configs", "ours-chrono", "--set", "n_epochs=3"]
+    assert defaults.main(argv) == 0
+    assert header() == "| task (budget, goal) | `ours-chrono` | `ours[n_epochs=3]` |"
+
+
 def test_mean_curve_only_where_every_seed_has_a_value():
     curves = [[(10, 1.0, None, None), (20, 2.0, 1.0, None), (30, 3.0, 3.0, None)],
               [(10, 1.0, 2.0, None), (20, 2.0, 4.0, None), (30, 3.0, 6.0, None)]]  # fmt: skip

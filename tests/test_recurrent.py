@@ -2,8 +2,11 @@
 
 import pytest
 import torch
+from gymnasium import spaces
 
+from agent.config import PPOConfig
 from agent.fast_path import core_step, core_step_weights, lstm_step
+from agent.policy import RecurrentActorCritic
 from agent.recurrent import RecurrentCore, chrono_bias, reset_state
 
 
@@ -42,7 +45,7 @@ def test_chrono_bias_range():
 
 
 def test_chrono_init_sets_forget_and_input_biases():
-    core = RecurrentCore(2, 8, 1, "lstm", groups=2, chrono_max_len=50)
+    core = RecurrentCore(2, 8, 1, "lstm", groups=2, forget_bias_init="chrono", chrono_max_len=50)
     b_ih, b_hh = core.rnns[1].bias_ih_l0.detach(), core.rnns[1].bias_hh_l0.detach()
     W = 8
     forget, inp = b_ih[W : 2 * W], b_ih[:W]
@@ -59,6 +62,30 @@ def test_chrono_forget_leaves_the_input_gate_at_pytorch_init():
     assert forget.min() >= 0 and forget.max() > 3.0
     # PyTorch draws biases from U(-1/sqrt(H), 1/sqrt(H)): the gate starts about half open.
     assert inp.abs().max() <= 8**-0.5 and inp.abs().sum() > 0
+
+
+def test_half_chrono_prepares_half_the_units_and_leaves_the_rest_at_pytorch_init():
+    torch.manual_seed(0)
+    core = RecurrentCore(2, 8, 1, "lstm", forget_bias_init="half-chrono", chrono_max_len=1000)
+    b_ih, b_hh = core.rnns[0].bias_ih_l0.detach(), core.rnns[0].bias_hh_l0.detach()
+    W = 8
+    forget, inp = b_ih[W : 2 * W], b_ih[:W]
+    assert torch.equal(inp[:4], -forget[:4]) and forget[:4].min() >= 0 and forget[:4].max() > 3.0
+    assert b_hh[W : W + 4].abs().sum() == 0 and b_hh[:4].abs().sum() == 0
+    for gate in (b_ih[4:W], b_ih[W + 4 : 2 * W], b_hh[4:W], b_hh[W + 4 : 2 * W]):
+        assert gate.abs().max() <= 8**-0.5 and gate.abs().sum() > 0
+
+
+def test_the_default_config_prepares_half_the_units_for_long_gaps():
+    # Issue 16: chrono on every unit slowed tasks that keep writing; none lost long gaps.
+    torch.manual_seed(0)
+    policy = RecurrentActorCritic(spaces.Box(-1, 1, (3,)), spaces.Discrete(2), PPOConfig())
+    H = PPOConfig().lstm_hidden_size
+    for rnn in policy.core.rnns:  # the actor's LSTM and the critic's
+        b_ih = rnn.bias_ih_l0.detach()
+        forget, inp = b_ih[H : 2 * H], b_ih[:H]
+        assert torch.equal(inp[: H // 2], -forget[: H // 2]) and forget[: H // 2].max() > 3.0
+        assert forget[H // 2 :].abs().max() <= H**-0.5 and inp[H // 2 :].abs().max() <= H**-0.5
 
 
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru", "peephole", "none"])
