@@ -9,6 +9,8 @@ from typing import Any
 RNN_TYPES = ("lstm", "peephole", "gru", "none")
 ACTIVATIONS = ("tanh", "relu")
 VEC_ENVS = ("auto", "native", "sync", "async")
+GATE_INITS = ("chrono", "half-chrono", "chrono-forget", "default")
+"""The named `forget_bias_init` values; a number is the other kind."""
 
 
 class ConfigError(ValueError):
@@ -169,13 +171,12 @@ class PPOConfig:
             raise ConfigError(
                 f"activation_fn must be one of {', '.join(ACTIVATIONS)}, got {self.activation_fn!r}"
             )
-        if self.forget_bias_init not in ("chrono", "chrono-forget", "half-chrono", "default"):
+        if self.forget_bias_init not in GATE_INITS:
             try:
                 float(self.forget_bias_init)
             except ValueError:
                 raise ConfigError(
-                    "forget_bias_init must be 'chrono', 'chrono-forget', 'half-chrono', 'default' "
-                    "or a number, "
+                    f"forget_bias_init must be one of {', '.join(GATE_INITS)} or a number, "
                     f"got {self.forget_bias_init!r}"
                 ) from None
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -81,7 +81,6 @@ class RecurrentCore(nn.Module):
         W = self.hidden_size
         # LSTM gate order is (input, forget, cell, output); GRU's is (reset, update, new) and its
         # update gate z keeps the old state (h' = (1 - z) n + z h), so it plays the forget role.
-        memory_gate = slice(W, 2 * W)
         with torch.no_grad():
             for layer in range(self.num_layers):
                 b_ih = getattr(rnn, f"bias_ih_l{layer}")
@@ -95,8 +94,8 @@ class RecurrentCore(nn.Module):
                     if how != "chrono-forget" and self.rnn_type != "gru":
                         b_ih[0:n] = -bias
                         b_hh[0:n] = 0.0
-                else:
-                    b_ih[memory_gate] += float(how)
+                else:  # a number added to the forget (GRU: update) gate's bias
+                    b_ih[W : 2 * W] += float(how)
 
     def initial_state(
         self, batch_size: int, device: torch.device | str | None = None

@@ -17,6 +17,8 @@ import numpy as np
 BOOTSTRAP_SAMPLES = 10_000
 RESULTS_CSV = "results.csv"
 """The name of `write_csv`'s table in an experiment folder."""
+INTERRUPTED = ("unfinished", "not started")
+"""The statuses of trials an interrupted experiment has still to run (`tune.py --resume`)."""
 
 
 @dataclass(frozen=True)
@@ -121,11 +123,24 @@ def write_csv(
     return path
 
 
-def finished_trials(experiment: Path) -> list[dict[str, str]]:
-    """The rows of `experiment`'s `RESULTS_CSV` whose trial finished (`done`), as `write_csv`
-    wrote them (all values strings); the summary row is not a trial."""
+def trial_records(experiment: Path) -> list[dict[str, str]]:
+    """The trial rows of `experiment`'s `RESULTS_CSV` as `write_csv` wrote them (all values
+    strings); the summary row is not a trial."""
     with (experiment / RESULTS_CSV).open() as f:
-        return [row for row in csv.DictReader(f) if row["status"] == "done"]
+        return [row for row in csv.DictReader(f) if row["status"]]
+
+
+def finished_trials(experiment: Path) -> list[dict[str, str]]:
+    """The rows of `experiment`'s `RESULTS_CSV` whose trial finished (`done`)."""
+    return [row for row in trial_records(experiment) if row["status"] == "done"]
+
+
+def experiment_complete(experiment: Path) -> bool:
+    """Whether `experiment` wrote its results table with no trial left to run: an interrupted
+    experiment writes the table too, with its remaining trials `INTERRUPTED`."""
+    if not (experiment / RESULTS_CSV).is_file():
+        return False
+    return not any(row["status"] in INTERRUPTED for row in trial_records(experiment))
 
 
 def format_table(rows: Sequence[TrialRow], metric: str, summary: Aggregate | None = None) -> str:

@@ -23,6 +23,7 @@ from agent.evaluation import evaluate
 from agent.ppo import RecurrentPPO
 from agent.search_space import parse_search_space, read_search_space
 from agent.trial_table import (
+    INTERRUPTED,
     RESULTS_CSV,
     TrialRow,
     format_table,
@@ -349,7 +350,7 @@ def report(results: tune.ResultGrid, experiment: Experiment, plot: bool) -> int:
     if any(row.status == "error" for row in rows):
         return 1
     unsampled = experiment.search is not None and len(rows) < experiment.num_samples
-    if unsampled or any(row.status in ("unfinished", "not started") for row in rows):
+    if unsampled or any(row.status in INTERRUPTED for row in rows):
         print(
             f"interrupted; continue with: python tune.py --resume {shlex.quote(str(experiment.path))}",
             file=sys.stderr,

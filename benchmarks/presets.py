@@ -34,7 +34,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.trial_table import RESULTS_CSV, aggregate, finished_trials  # noqa: E402
+from agent.trial_table import (  # noqa: E402
+    RESULTS_CSV,
+    aggregate,
+    experiment_complete,
+    finished_trials,
+)
 
 # The goal each preset's header states: (the evaluation tag it is judged on, the least value).
 GOALS: dict[str, tuple[str, float]] = {
@@ -75,7 +80,7 @@ class SeedResult:
 def run_preset(name: str, out: Path, seeds: int) -> None:
     """Run (or resume) the experiment of preset `name`; add its wall time to `WALLS`."""
     folder = out / name
-    if (folder / RESULTS_CSV).is_file():
+    if experiment_complete(folder):
         print(f"{name}: done already ({folder})")
         return
     if folder.is_dir():

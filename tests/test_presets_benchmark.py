@@ -56,3 +56,26 @@ def test_table_row_of_an_experiment(tmp_path):
     assert cells[4] == "12 s (25k), 2 of 3 seeds"  # median of 9 s and 15 s, of 20k and 30k
     assert cells[5] == "21 s"
     assert cells[6] == "not timed"
+
+
+def test_an_interrupted_experiment_is_resumed_not_taken_as_done(tmp_path, monkeypatch):
+    """tune.py writes its results table when interrupted too; run_preset must resume such an
+    experiment, and skip only one whose every trial finished."""
+    calls = []
+    monkeypatch.setattr(presets.subprocess, "call", lambda args, **kw: calls.append(args) or 0)
+    exp = tmp_path / "tmaze-1000"
+    exp.mkdir()
+    header = "trial,status,seed,eval/success_rate,steps,wall_time_s,restarts,path\n"
+    (exp / "results.csv").write_text(
+        header + "seed0,unfinished,0,0.45,513024,187.0,0,x\nseed1,not started,,,0,0.0,0,y\n"
+    )
+    presets.run_preset("tmaze-1000", tmp_path, seeds=2)
+    assert calls and calls[-1][-2:] == ["--resume", str(exp)]
+
+    (exp / "results.csv").write_text(
+        header + "seed0,done,0,1.0,3000000,900.0,0,x\nseed1,done,1,1.0,3000000,910.0,0,y\n"
+        "mean,,,1.0,,,,\n"
+    )
+    calls.clear()
+    presets.run_preset("tmaze-1000", tmp_path, seeds=2)
+    assert calls == []

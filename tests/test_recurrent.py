@@ -4,7 +4,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from agent.config import PPOConfig
+from agent.config import ConfigError, PPOConfig
 from agent.fast_path import core_step, core_step_weights, lstm_step
 from agent.policy import RecurrentActorCritic
 from agent.recurrent import RecurrentCore, chrono_bias, reset_state
@@ -76,8 +76,21 @@ def test_half_chrono_prepares_half_the_units_and_leaves_the_rest_at_pytorch_init
         assert gate.abs().max() <= 8**-0.5 and gate.abs().sum() > 0
 
 
+def test_a_number_shifts_only_the_forget_gate_bias_and_an_unknown_name_is_refused():
+    torch.manual_seed(0)
+    plain = RecurrentCore(2, 8, 1, "lstm", forget_bias_init="default").rnns[0].bias_ih_l0
+    torch.manual_seed(0)
+    shifted = RecurrentCore(2, 8, 1, "lstm", forget_bias_init="1.5").rnns[0].bias_ih_l0
+    W = 8
+    assert torch.allclose(shifted[W : 2 * W] - plain[W : 2 * W], torch.full((W,), 1.5))
+    assert torch.equal(shifted[:W], plain[:W]) and torch.equal(shifted[2 * W :], plain[2 * W :])
+    with pytest.raises(ConfigError, match="half-chrono, chrono-forget, default or a number"):
+        PPOConfig(forget_bias_init="half").validate()
+
+
 def test_the_default_config_prepares_half_the_units_for_long_gaps():
-    # Issue 16: chrono on every unit slowed tasks that keep writing; none lost long gaps.
+    # Issue 16: chrono on every unit slowed tasks that keep writing; PyTorch's init on every
+    # unit lost long gaps. Half of each is the default.
     torch.manual_seed(0)
     policy = RecurrentActorCritic(spaces.Box(-1, 1, (3,)), spaces.Discrete(2), PPOConfig())
     H = PPOConfig().lstm_hidden_size
