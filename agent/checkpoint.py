@@ -124,6 +124,7 @@ def training_state(model: RecurrentPPO) -> dict[str, Any]:
         "num_timesteps": model.num_timesteps,
         "total_timesteps": model.total_timesteps,
         "n_updates": model.n_updates,
+        "adaptive_lr": model.adaptive_lr,
         "torch_rng": torch.get_rng_state(),
         "generator_rng": model.generator.get_state(),
     }
@@ -151,6 +152,8 @@ def load_training_state(
     model.num_timesteps = int(state["num_timesteps"])
     model.total_timesteps = int(state["total_timesteps"])
     model.n_updates = int(state["n_updates"])
+    # Checkpoints from before the adaptive schedule start it afresh.
+    model.adaptive_lr = float(state.get("adaptive_lr", model.config.learning_rate))
     torch.set_rng_state(state["torch_rng"])
     if "cuda_rng" in state and model.device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda_rng"], model.device)

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.lr_schedule import SCHEDULES
+
 RNN_TYPES = ("lstm", "peephole", "gru", "none")
 ACTIVATIONS = ("tanh", "relu")
 VEC_ENVS = ("auto", "native", "sync", "async")
@@ -42,9 +44,17 @@ class PPOConfig:
     steps) left RepeatPrevious at return 0.49 and CartPoleNoVel at 250 after 250k and 150k
     steps, where these reach 0.94 and 417, at 2.4x the wall time per step (RESULTS.md 6)."""
     learning_rate: float = 1e-3
-    """Adam step size (at the start, when annealed)."""
+    """Adam step size (at the start when annealed; the largest when adaptive)."""
     lr_schedule: str = "constant"
-    """`constant` or `linear` (anneal to 0 at `total_timesteps`)."""
+    """`constant`, `linear` (anneal to 0 at `total_timesteps`) or `adaptive` (after each update,
+    divide the rate by 1.5 when the update's mean approximate KL, `train/approx_kl`, was above
+    2 * `desired_kl`, multiply it by 1.5 when below half; within 1-100% of `learning_rate`).
+    On VisualMatch the defaults' updates reach a KL of 0.2-0.5 and runs lose the task after
+    solving it; `adaptive` kept seeds 1 and 2 at 1.0 (constant: 0.72, 0.70) and RepeatPrevious
+    at 0.98 (seed 0; its KL stays near 0.02-0.03). Measured on a few seeds only (RESULTS.md 6):
+    not yet the default."""
+    desired_kl: float = 0.02
+    """The approximate KL per update an `adaptive` schedule steers towards."""
     gamma: float = 0.99
     """Discount factor."""
     gae_lambda: float = 0.95
@@ -144,10 +154,12 @@ class PPOConfig:
             )
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.lr_schedule not in ("constant", "linear"):
+        if self.lr_schedule not in SCHEDULES:
             raise ConfigError(
-                f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}"
+                f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}"
             )
+        if not self.desired_kl > 0:
+            raise ConfigError(f"desired_kl must be > 0, got {self.desired_kl}")
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")

@@ -23,6 +23,7 @@ from agent.encoders import is_image_space
 from agent.fast_path import FusedPolicy, Parameters
 from agent.gae import compute_gae
 from agent.losses import explained_variance, policy_loss, value_loss
+from agent.lr_schedule import adapt_rate, linear_rate
 from agent.normalization import ObsNormalizer, RewardNormalizer
 from agent.observations import Obs, batch_size_of, to_tensor, tree_map
 from agent.policy import RecurrentActorCritic
@@ -172,6 +173,8 @@ class RecurrentPPO:
         self.num_timesteps = 0
         self.total_timesteps = 0
         self.n_updates = 0
+        self.adaptive_lr = config.learning_rate
+        """The step size of an `adaptive` schedule, set after every update from its KL."""
         self.episode_stats = EpisodeStats()
         self.logs: dict[str, float] = {}
         self.tensorboard_log = Path(tensorboard_log) if tensorboard_log else None
@@ -205,10 +208,13 @@ class RecurrentPPO:
         return to_tensor(obs, self.device)
 
     def _learning_rate(self) -> float:
-        lr = self.config.learning_rate
-        if self.config.lr_schedule == "linear" and self.total_timesteps > 0:
-            lr *= max(1.0 - self.num_timesteps / self.total_timesteps, 0.0)
-        return lr
+        """The step size of the next update, as `config.lr_schedule` says."""
+        cfg = self.config
+        if cfg.lr_schedule == "linear":
+            return linear_rate(cfg.learning_rate, self.num_timesteps, self.total_timesteps)
+        if cfg.lr_schedule == "adaptive":
+            return self.adaptive_lr
+        return cfg.learning_rate
 
     # ----------------------------------------------------------------------------- training ---
 
@@ -431,6 +437,10 @@ class RecurrentPPO:
         for key, name in names.items():
             if stats[key]:
                 logs[name] = float(torch.stack(stats[key]).mean())
+        if cfg.lr_schedule == "adaptive" and stats["kl"]:
+            self.adaptive_lr = adapt_rate(
+                lr, logs["train/approx_kl"], cfg.desired_kl, cfg.learning_rate
+            )
         if stats["ent"]:
             logs["train/entropy_loss"] = -float(torch.stack(stats["ent"]).mean())
         if isinstance(self.action_space, spaces.Box):
