@@ -48,7 +48,7 @@ class PPOConfig:
     lr_schedule: str = "constant"
     """`constant`, `linear` (anneal to 0 at `total_timesteps`) or `adaptive` (after each update,
     divide the rate by 1.5 when the update's mean approximate KL, `train/approx_kl`, was above
-    2 * `desired_kl`, multiply it by 1.5 when below half; within 1-100% of `learning_rate`).
+    2 * `desired_kl`, multiply it by 1.5 when below half; within [0.01, 1] x `learning_rate`).
     On VisualMatch the defaults' updates reach a KL of 0.2-0.5 and runs lose the task after
     solving it; `adaptive` kept seeds 1 and 2 at 1.0 (constant: 0.72, 0.70) and RepeatPrevious
     at 0.98 (seed 0; its KL stays near 0.02-0.03). Measured on a few seeds only (RESULTS.md 6):
