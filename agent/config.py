@@ -50,9 +50,9 @@ class PPOConfig:
     divide the rate by 1.5 when the update's mean approximate KL, `train/approx_kl`, was above
     2 * `desired_kl`, multiply it by 1.5 when below half; within [0.01, 1] x `learning_rate`).
     On VisualMatch the defaults' updates reach a KL of 0.2-0.5 and runs lose the task after
-    solving it; `adaptive` kept seeds 1 and 2 at 1.0 (constant: 0.72, 0.70) and RepeatPrevious
-    at 0.98 (seed 0; its KL stays near 0.02-0.03). Measured on a few seeds only (RESULTS.md 6):
-    not yet the default."""
+    solving it. Over 3 seeds `adaptive` was ahead there (0.93 against 0.81) and on
+    RepeatPrevious (0.991 against 0.975), behind on CartPoleNoVel (250 against 316) and blind
+    FrozenLake (0.33 against 0.67), each gap one seed: not the default (RESULTS.md 6)."""
     desired_kl: float = 0.02
     """The approximate KL per update an `adaptive` schedule steers towards."""
     gamma: float = 0.99
