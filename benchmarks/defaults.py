@@ -582,7 +582,8 @@ def available(name: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "defaults")
-    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS),
+                        help="tasks (default: all); given, the table and plot show only these")  # fmt: skip
     parser.add_argument("--configs", nargs="*", choices=list(CONFIGS),
                         help="named configurations (default: all; none: only the --set one); "
                         "given, the table and plot show only these and the --set one")  # fmt: skip
@@ -604,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.seeds, args.sb3_seeds, args.episodes = [0], [0], 10
     shown = args.configs is not None
+    tasks_shown = args.tasks is not None
+    args.tasks = args.tasks or list(TASKS)
     configs = {name: CONFIGS[name] for name in (CONFIGS if args.configs is None else args.configs)}
     if args.set:
         configs.update([adhoc_config(args.set)])
@@ -619,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
     results = load_results(args.out)
     if shown:
         results = [line for line in results if line["config"] in configs]
+    if tasks_shown:
+        results = [line for line in results if line["task"] in args.tasks]
     print(table(results) if results else "no results yet")
     if args.plot and results:
         plot(results, args.plot)

@@ -89,6 +89,18 @@ def test_named_configs_limit_the_table_to_them(tmp_path, capsys):
     assert header() == "| task (budget, goal) | `ours-chrono` | `ours[n_epochs=3]` |"
 
 
+def test_named_tasks_limit_the_table_to_them(tmp_path, capsys):
+    results = [line("ours-defaults", "ours", 0, 1.0, 30.0, None)]
+    results.append({**line("ours-defaults", "ours", 0, 0.5, 30.0, None), "task": "bandit"})
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in results))
+    assert defaults.main(["--out", str(tmp_path), "--table"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ")]
+    assert [r.split(" (")[0] for r in rows[1:]] == ["| tmaze-short", "| bandit"]
+    assert defaults.main(["--out", str(tmp_path), "--table", "--tasks", "bandit"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ")]
+    assert [r.split(" (")[0] for r in rows[1:]] == ["| bandit"]
+
+
 def test_mean_curve_only_where_every_seed_has_a_value():
     curves = [[(10, 1.0, None, None), (20, 2.0, 1.0, None), (30, 3.0, 3.0, None)],
               [(10, 1.0, 2.0, None), (20, 2.0, 4.0, None), (30, 3.0, 6.0, None)]]  # fmt: skip
