@@ -17,6 +17,7 @@ import argparse
 import ast
 import dataclasses
 import difflib
+import gc
 import inspect
 import itertools
 import re
@@ -64,12 +65,19 @@ def one_line(error: BaseException) -> str:
 
 def run_script(main: typing.Callable[[], int]) -> typing.NoReturn:
     """The `__main__` of the scripts: exit with `main()`'s code; a Ctrl-C that reaches here
-    (outside training, which handles its own) exits 130 with one line."""
+    (outside training, which handles its own) exits 130 with one line.
+
+    Before exiting, every live object is moved out of the garbage collector's reach
+    (`gc.freeze`): the collections Python runs while it tears down its modules took 1.5-2 s
+    of `tune.py`'s exit once Ray and torch were loaded (0.3 s of `train.py`'s), for memory the
+    operating system frees anyway. Files and writers are closed by the scripts before this."""
     try:
-        sys.exit(main())
+        code = main()
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        code = 130
+    gc.freeze()
+    sys.exit(code)
 
 
 class _Unset:

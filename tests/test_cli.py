@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent import ConfigError, EnvError, PPOConfig
+from agent import ConfigError, EnvError, PPOConfig, cli
 from agent.cli import (
     CONFIGS,
     DEFAULT_ENV,
@@ -353,3 +353,22 @@ def test_a_zoo_file_with_several_envs_needs_env(tmp_path):
         resolve_settings(parse("--config", path))
     chosen = resolve_settings(parse("--config", path, "--env", "B-v1"))
     assert chosen.config.n_steps == 64
+
+
+@pytest.mark.parametrize(("outcome", "code"), [(0, 0), (3, 3), (KeyboardInterrupt, 130)])
+def test_scripts_exit_with_main_s_code_and_the_heap_frozen(outcome, code, monkeypatch, capsys):
+    """`run_script` exits with `main()`'s code (130 on Ctrl-C, with one line) and freezes the
+    garbage collector first, which spares the scripts' exit its slow final collections."""
+    frozen = []
+    monkeypatch.setattr(cli.gc, "freeze", lambda: frozen.append(True))
+
+    def main() -> int:
+        if outcome is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        return outcome
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run_script(main)
+    assert exit_info.value.code == code
+    assert frozen == [True]
+    assert ("interrupted" in capsys.readouterr().err) == (code == 130)
