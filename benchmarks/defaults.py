@@ -101,6 +101,50 @@ def _nothing(obs: Any) -> np.ndarray:
     return np.zeros(1, np.float32)
 
 
+# The encoder question for integer observations (issue 16): the symbol stream of RepeatPrevious
+# (one-hot floats as our env gives it) handed over as a Discrete, as a plain number, and as one
+# part of a Dict beside a part that carries nothing.
+def symbol_discrete(env: gym.Env) -> gym.Env:
+    """The one-hot symbol as its index, a `Discrete(num_symbols)`: our encoder one-hots it."""
+    space = gym.spaces.Discrete(env.observation_space.shape[0])
+    return TransformObservation(env, _symbol, space)
+
+
+def symbol_index(env: gym.Env) -> gym.Env:
+    """The symbol's index as one float in a `Box(0, num_symbols - 1)`: what an encoder that
+    passes a Discrete through as its integer would feed the network."""
+    space = gym.spaces.Box(0.0, env.observation_space.shape[0] - 1.0, (1,), np.float32)
+    return TransformObservation(env, _symbol_as_float, space)
+
+
+def symbol_dict(env: gym.Env) -> gym.Env:
+    """`Dict(symbol=Discrete(num_symbols), noise=Box(0, 1, (4,)))`: the symbol, and four
+    uniform random floats drawn anew each step that the policy must learn to ignore."""
+    return NoisyDict(symbol_discrete(env))
+
+
+class NoisyDict(gym.ObservationWrapper):
+    """A Discrete observation as the `symbol` part of a Dict whose `noise` part is four uniform
+    random floats from the env's own generator (so seeding the env seeds them)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        noise = gym.spaces.Box(0.0, 1.0, (4,), np.float32)
+        self.observation_space = gym.spaces.Dict({"symbol": env.observation_space, "noise": noise})
+
+    def observation(self, observation: Any) -> dict[str, Any]:
+        noise = self.np_random.random(4, dtype=np.float32)
+        return {"symbol": observation, "noise": noise}
+
+
+def _symbol(obs: np.ndarray) -> int:
+    return int(np.argmax(obs))
+
+
+def _symbol_as_float(obs: np.ndarray) -> np.ndarray:
+    return np.array([np.argmax(obs)], np.float32)
+
+
 # ----------------------------------------------------------------------------------- tasks ---
 @dataclass(frozen=True)
 class Task:
@@ -171,6 +215,14 @@ TASKS: dict[str, Task] = {
                           wrappers=(f"{HERE}:acrobot_angles",)),
     "frozenlake-blind": Task("FrozenLake-v1", 100_000, ("success", 0.99), {"is_slippery": False},
                              wrappers=(f"{HERE}:blind",)),
+    # RepeatPrevious's symbols as a Discrete (one-hot by our encoder), as a plain number, and in
+    # a Dict beside noise: which encoding of integer observations learns (issue 16). Each runs
+    # its single envs in a SyncVectorEnv, not our batched RepeatPrevious: compare steps, not time.
+    **{f"repeat-previous-{kind}": Task("Memory/RepeatPrevious-v0", 250_000,
+                                       preset_goal("repeat-previous"),
+                                       {"num_symbols": 4, "delay": 4, "length": 32},
+                                       wrappers=(f"{HERE}:symbol_{kind}",))
+       for kind in ("discrete", "index", "dict")},
 }
 # fmt: on
 QUICK_TASKS = {"tmaze-short": 4096, "frozenlake-blind": 4096}

@@ -148,3 +148,31 @@ def test_every_task_works_with_both_libraries(name):
     _, rewards, _, _ = env.step(actions)
     assert rewards.shape == (2,)
     json.dumps(task.goal)  # results lines hold it
+
+
+def test_symbol_encodings_carry_the_symbol_the_env_shows():
+    """The Discrete, the number and the Dict's `symbol` are the index of the one-hot symbol the
+    wrapped RepeatPrevious shows; the Dict's noise is uniform, drawn anew each step, and seeded
+    with the env."""
+    import gymnasium as gym
+
+    kwargs = defaults.TASKS["repeat-previous"].env_kwargs
+    shown = gym.make("Memory/RepeatPrevious-v0", **kwargs)
+    wrapped = {kind: defaults.make_env(defaults.TASKS[f"repeat-previous-{kind}"])
+               for kind in ("discrete", "index", "dict")}  # fmt: skip
+    obs = {kind: env.reset(seed=3)[0] for kind, env in wrapped.items()}
+    one_hot, _ = shown.reset(seed=3)
+    noises = []
+    for _ in range(6):
+        symbol = int(np.flatnonzero(one_hot)[0])
+        assert obs["discrete"] == symbol
+        assert obs["index"].tolist() == [float(symbol)]
+        assert obs["dict"]["symbol"] == symbol
+        assert obs["dict"]["noise"].shape == (4,)
+        assert ((obs["dict"]["noise"] >= 0) & (obs["dict"]["noise"] < 1)).all()
+        noises.append(obs["dict"]["noise"])
+        one_hot = shown.step(1)[0]
+        obs = {kind: env.step(1)[0] for kind, env in wrapped.items()}
+    assert len({tuple(n) for n in noises}) == len(noises)
+    again = defaults.make_env(defaults.TASKS["repeat-previous-dict"]).reset(seed=3)[0]
+    assert np.array_equal(again["noise"], noises[0])
