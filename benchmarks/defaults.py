@@ -101,6 +101,17 @@ def _nothing(obs: Any) -> np.ndarray:
     return np.zeros(1, np.float32)
 
 
+def pixels_as_floats(env: gym.Env) -> gym.Env:
+    """A uint8 image as floats in [0, 1] (divided by 255): our encoders flatten it into the
+    LSTM instead of passing it through the CNN, as sb3-contrib's MlpLstmPolicy does."""
+    space = gym.spaces.Box(0.0, 1.0, env.observation_space.shape, np.float32)
+    return TransformObservation(env, _over_255, space)
+
+
+def _over_255(obs: np.ndarray) -> np.ndarray:
+    return obs.astype(np.float32) / 255.0
+
+
 # The encoder question for integer observations (issue 16): the symbol stream of RepeatPrevious
 # (one-hot floats as our env gives it) handed over as a Discrete, as a plain number, and as one
 # part of a Dict beside a part that carries nothing.
@@ -200,6 +211,10 @@ TASKS: dict[str, Task] = {
     "pendulum-novel": Task("Memory/PendulumNoVel-v0", 200_000, preset_goal("pendulum-novel")),
     "visual-match": Task("Memory/VisualMatch-v0", 150_000, preset_goal("visual-match"),
                          {"delay": 10, "num_colors": 4}),
+    # The same pixels flattened (floats), not through our CNN: which encoder learns an 8x8 image.
+    "visual-match-flat": Task("Memory/VisualMatch-v0", 150_000, preset_goal("visual-match"),
+                              {"delay": 10, "num_colors": 4},
+                              wrappers=(f"{HERE}:pixels_as_floats",)),
     "bandit": Task("Memory/Bandit-v0", 200_000, preset_goal("bandit"),
                    {"num_arms": 2, "length": 100}),
     "minigrid-memory": Task("minigrid:MiniGrid-MemoryS7-v0", 200_000, ("success", 0.95),

@@ -176,3 +176,18 @@ def test_symbol_encodings_carry_the_symbol_the_env_shows():
     assert len({tuple(n) for n in noises}) == len(noises)
     again = defaults.make_env(defaults.TASKS["repeat-previous-dict"]).reset(seed=3)[0]
     assert np.array_equal(again["noise"], noises[0])
+
+
+def test_flat_pixels_are_the_frames_over_255():
+    import gymnasium as gym
+
+    task = defaults.TASKS["visual-match-flat"]
+    frames = gym.make(task.env_id, **task.env_kwargs)
+    flat = defaults.make_env(task)
+    assert flat.observation_space == gym.spaces.Box(0.0, 1.0, (8, 8, 3), np.float32)
+    frame, _ = frames.reset(seed=1)
+    obs, _ = flat.reset(seed=1)
+    for _ in range(3):
+        assert obs.dtype == np.float32
+        np.testing.assert_allclose(obs * 255.0, frame, atol=1e-4)
+        frame, obs = frames.step(0)[0], flat.step(0)[0]
