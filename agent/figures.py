@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
+
+TITLE_CHARS_PER_INCH = 12
+"""How many characters of a figure title (at 10 points) fit in an inch of its width."""
 
 
 def check_figure_path(path: str | Path) -> Path:
@@ -35,7 +39,10 @@ def panel_grid(count: int, title: str, columns: int = 3, size: tuple[float, floa
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for ax in axes[count:]:
         ax.set_visible(False)
-    figure.suptitle(title, fontsize=10)
+    # Wrapped to the figure's width: a one-panel figure would clip a long title at both ends.
+    figure.suptitle(
+        textwrap.fill(title, int(TITLE_CHARS_PER_INCH * size[0] * columns)), fontsize=10
+    )
     return figure, list(axes[:count])
 
 

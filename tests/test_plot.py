@@ -188,3 +188,19 @@ def test_the_script_fails_in_one_line_from_the_command_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr == f"error: no run folder {tmp_path / 'nope'}\n"
+
+
+def test_a_long_title_is_wrapped_to_a_one_panel_figure(tmp_path):
+    """The suptitle of one panel 4 inches wide breaks into lines that fit it, where one line
+    was clipped at both ends; the words stay in order."""
+    pytest.importorskip("matplotlib")
+    from agent.figures import TITLE_CHARS_PER_INCH, panel_grid
+
+    title = "Presets: mean over seeds, band min-max, dashed line the goal"
+    figure, _ = panel_grid(1, title)
+    lines = figure.get_suptitle().splitlines()
+    assert len(lines) == 2
+    assert all(len(line) <= TITLE_CHARS_PER_INCH * 4 for line in lines)
+    assert " ".join(lines) == title
+    wide, _ = panel_grid(3, title)
+    assert wide.get_suptitle() == title
