@@ -230,7 +230,10 @@ def load_model(
     The saved episodes continue only on the env they were saved from, unchanged."""
     payload = load_checkpoint(path)
     try:
-        config = PPOConfig.from_dict(json.loads(payload["config"]))
+        saved = json.loads(payload["config"])
+        # Checkpoints from before `image_encoder` existed ran every image through the CNN.
+        saved.setdefault("image_encoder", "cnn")
+        config = PPOConfig.from_dict(saved)
         env_spec = json.loads(payload["env_spec"])
         obs_space = space_from_dict(json.loads(payload["observation_space"]))
         act_space = space_from_dict(json.loads(payload["action_space"]))

@@ -11,6 +11,7 @@ from agent.lr_schedule import SCHEDULES
 RNN_TYPES = ("lstm", "peephole", "gru", "none")
 ACTIVATIONS = ("tanh", "relu")
 VEC_ENVS = ("auto", "native", "sync", "async")
+IMAGE_ENCODERS = ("auto", "cnn", "flatten")
 GATE_INITS = ("chrono", "half-chrono", "chrono-forget", "default")
 """The named `forget_bias_init` values; a number is the other kind."""
 
@@ -77,6 +78,13 @@ class PPOConfig:
     """Adam epsilon."""
 
     # --- networks ------------------------------------------------------------------------------
+    image_encoder: str = "auto"
+    """How uint8 grids (images) enter the network, each channel divided by its observed range:
+    `cnn` (three 3x3 convolutions and a linear layer), `flatten` (the scaled values straight
+    into the recurrent core, as sb3-contrib's MlpLstmPolicy), or `auto`: `flatten` for grids of
+    at most 16x16 cells, `cnn` above. On VisualMatch's 8x8 frames (3 seeds, 150k steps,
+    RESULTS.md 6) flattening reached the goal at 22-27k steps and held it on every seed; the CNN
+    took 74k and two seeds of three lost the task again. Larger grids are not measured."""
     rnn_type: str = "lstm"
     """Recurrent core: `lstm`, `peephole` (an LSTM whose gates see the cell, Gers & Schmidhuber
     2000), `gru`, or `none` (a memoryless baseline)."""
@@ -171,6 +179,11 @@ class PPOConfig:
             raise ConfigError(f"target_kl must be > 0 or None, got {self.target_kl}")
         if self.max_grad_norm <= 0:
             raise ConfigError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        if self.image_encoder not in IMAGE_ENCODERS:
+            raise ConfigError(
+                f"image_encoder must be one of {', '.join(IMAGE_ENCODERS)}, "
+                f"got {self.image_encoder!r}"
+            )
         if self.rnn_type not in RNN_TYPES:
             raise ConfigError(
                 f"rnn_type must be one of {', '.join(RNN_TYPES)}, got {self.rnn_type!r}"

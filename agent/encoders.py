@@ -71,8 +71,16 @@ class OneHotEncoder(Encoder):
         return out.scatter_(-1, idx, 1.0)
 
 
+def grid_layout(shape: tuple[int, ...]) -> tuple[bool, tuple[int, int, int]]:
+    """Whether an image space of `shape` is channels-last, and its (channels, height, width)."""
+    channels_last = shape[-1] in (1, 3, 4) and shape[0] not in (1, 3, 4)
+    c, h, w = (shape[2], shape[0], shape[1]) if channels_last else shape
+    return channels_last, (int(c), int(h), int(w))
+
+
 class ImageEncoder(Encoder):
-    """A small CNN for uint8 grids (channels first or last), each channel divided by its range.
+    """uint8 grids (channels first or last), each channel divided by its range, then a small CNN
+    (`cnn=True`) or flattened as they are (`cnn=False`, for small grids: see `make_encoder`).
 
     A uint8 grid is not always pixels: MiniGrid's 7x7x3 view holds object, colour and state
     codes of at most 10 in a Box(0, 255), and dividing those by 255 would leave the network's
@@ -82,23 +90,27 @@ class ImageEncoder(Encoder):
     codes too. Until anything is observed the divisor is 255.
     """
 
-    def __init__(self, shape: tuple[int, ...], features: int = 256) -> None:
+    def __init__(self, shape: tuple[int, ...], features: int = 256, cnn: bool = True) -> None:
         super().__init__()
-        self.channels_last = shape[-1] in (1, 3, 4) and shape[0] not in (1, 3, 4)
-        c, h, w = (shape[2], shape[0], shape[1]) if self.channels_last else shape
-        self.cnn = nn.Sequential(
-            nn.Conv2d(c, 32, 3, stride=1, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Flatten(),
-        )
-        with torch.no_grad():
-            n_flat = self.cnn(torch.zeros(1, c, h, w)).shape[1]
-        self.linear = nn.Sequential(nn.Linear(n_flat, features), nn.ReLU())
-        self.output_size = features
+        self.channels_last, (c, h, w) = grid_layout(shape)
+        if cnn:
+            self.cnn = nn.Sequential(
+                nn.Conv2d(c, 32, 3, stride=1, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, 3, stride=2, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(64, 64, 3, stride=2, padding=1),
+                nn.ReLU(),
+                nn.Flatten(),
+            )
+            with torch.no_grad():
+                n_flat = self.cnn(torch.zeros(1, c, h, w)).shape[1]
+            self.linear = nn.Sequential(nn.Linear(n_flat, features), nn.ReLU())
+            self.output_size = features
+        else:  # the scaled values themselves, channel by channel
+            self.cnn = nn.Flatten()
+            self.linear = nn.Identity()
+            self.output_size = c * h * w
         self.register_buffer("peak", torch.full((c,), 255.0))
         """Per channel, the largest value observed (255 until `observed`)."""
         self.register_buffer("observed", torch.tensor(False))
@@ -140,8 +152,21 @@ class DictEncoder(Encoder):
         return obs[int(key)] if self.is_tuple else obs[key]
 
 
-def make_encoder(space: spaces.Space) -> Encoder:
-    """The encoder for `space`; raises `UnsupportedSpaceError` for spaces it cannot encode."""
+SMALL_IMAGE_CELLS = 16 * 16
+"""`image_encoder: auto` flattens uint8 grids of at most this many cells (height x width)."""
+
+
+def image_encoder_uses_cnn(shape: tuple[int, ...], choice: str) -> bool:
+    """Whether a uint8 grid of `shape` goes through the CNN under `image_encoder: choice`."""
+    if choice != "auto":
+        return choice == "cnn"
+    _, (_, height, width) = grid_layout(shape)
+    return height * width > SMALL_IMAGE_CELLS
+
+
+def make_encoder(space: spaces.Space, image_encoder: str = "auto") -> Encoder:
+    """The encoder for `space`, uint8 grids encoded as `image_encoder` says (see `PPOConfig`);
+    raises `UnsupportedSpaceError` for spaces it cannot encode."""
     if isinstance(space, spaces.Discrete):
         enc = OneHotEncoder(np.array([space.n]), np.array([space.start]))
         enc.scalar = True
@@ -151,11 +176,13 @@ def make_encoder(space: spaces.Space) -> Encoder:
             raise UnsupportedSpaceError("MultiDiscrete observations must be one-dimensional")
         return OneHotEncoder(space.nvec, space.start)
     if is_image_space(space):
-        return ImageEncoder(space.shape)
+        return ImageEncoder(space.shape, cnn=image_encoder_uses_cnn(space.shape, image_encoder))
     if isinstance(space, spaces.Box | spaces.MultiBinary):
         return FlattenEncoder(tuple(space.shape))
     if isinstance(space, spaces.Dict):
-        return DictEncoder({k: make_encoder(s) for k, s in space.spaces.items()}, is_tuple=False)
+        parts = {k: make_encoder(s, image_encoder) for k, s in space.spaces.items()}
+        return DictEncoder(parts, is_tuple=False)
     if isinstance(space, spaces.Tuple):
-        return DictEncoder({str(i): make_encoder(s) for i, s in enumerate(space.spaces)}, True)
+        parts = {str(i): make_encoder(s, image_encoder) for i, s in enumerate(space.spaces)}
+        return DictEncoder(parts, is_tuple=True)
     raise UnsupportedSpaceError(f"unsupported observation space: {space}")

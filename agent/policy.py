@@ -50,7 +50,7 @@ class RecurrentActorCritic(nn.Module):
         self, observation_space: spaces.Space, action_space: spaces.Space, config: PPOConfig
     ) -> None:
         super().__init__()
-        self.encoder = make_encoder(observation_space)
+        self.encoder = make_encoder(observation_space, config.image_encoder)
         self.hidden_size = config.lstm_hidden_size
         self.core = RecurrentCore(
             self.encoder.output_size,

@@ -1,5 +1,7 @@
 """uint8 grids are divided by each channel's observed range, not always by 255 (issue 16)."""
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from gymnasium import spaces
 
 from agent import RecurrentPPO
 from agent.checkpoint import with_image_ranges
-from agent.encoders import ImageEncoder
+from agent.encoders import ImageEncoder, make_encoder
 from tests.replay_check import replay_errors
 
 
@@ -96,3 +98,62 @@ def test_checkpoints_from_before_the_range_keep_dividing_by_255():
     assert enc.peak.tolist() == [255.0] * 3 and bool(enc.observed)
     enc.update_range(codes((2, 7, 7, 3), [10, 5, 0]))
     assert enc.peak.tolist() == [255.0] * 3
+
+
+@pytest.mark.parametrize(
+    ("shape", "choice", "cnn"),
+    [
+        ((8, 8, 3), "auto", False),  # VisualMatch's frames
+        ((3, 16, 16), "auto", False),  # at the limit, channels first
+        ((17, 16, 1), "auto", True),
+        ((64, 64, 3), "auto", True),
+        ((8, 8, 3), "cnn", True),
+        ((64, 64, 3), "flatten", False),
+    ],
+)
+def test_small_grids_are_flattened_and_larger_ones_go_through_the_cnn(shape, choice, cnn):
+    """`image_encoder: auto` flattens grids of at most 16x16 cells; a flattened grid is its
+    values over each channel's range, one feature per value, and nothing learned in between."""
+    enc = make_encoder(spaces.Box(0, 255, shape, np.uint8), choice)
+    assert isinstance(enc, ImageEncoder)
+    assert any(isinstance(m, torch.nn.Conv2d) for m in enc.modules()) == cnn
+    if cnn:
+        return
+    channels_last = shape[-1] == 3  # the flattened cases: (8, 8, 3), (3, 16, 16), (64, 64, 3)
+    batch = codes((5, *shape), [10, 5, 0], channels_last)
+    enc.update_range(batch)
+    assert enc.output_size == int(np.prod(shape))
+    raw = batch.float().permute(0, 3, 1, 2) if channels_last else batch.float()
+    expected = (raw / enc.peak.clamp(min=1.0)[:, None, None]).flatten(1)
+    assert torch.equal(enc(batch), expected)
+
+
+def test_a_dict_passes_the_image_encoder_choice_to_its_parts():
+    space = spaces.Dict(
+        {"image": spaces.Box(0, 255, (7, 7, 3), np.uint8), "direction": spaces.Discrete(4)}
+    )
+    assert make_encoder(space, "auto").output_size == 7 * 7 * 3 + 4
+    assert make_encoder(space, "cnn").output_size == 256 + 4
+
+
+def test_checkpoints_from_before_the_choice_load_with_their_cnn(tmp_path):
+    """A checkpoint whose config has no `image_encoder` (saved before it existed, when every
+    image went through the CNN) loads with the CNN, where `auto` would flatten VisualMatch."""
+    from agent.checkpoint import load_checkpoint, save_checkpoint
+
+    model = RecurrentPPO("Memory/VisualMatch-v0", n_envs=2, n_steps=8, batch_size=16,
+                         image_encoder="cnn", device="cpu")  # fmt: skip
+    model.save(tmp_path / "model.pt")
+    payload = load_checkpoint(tmp_path / "model.pt")
+    config = json.loads(payload["config"])
+    del config["image_encoder"]
+    payload["config"] = json.dumps(config)
+    save_checkpoint(payload, tmp_path / "old.pt")
+    old = RecurrentPPO.load(tmp_path / "old.pt", env="Memory/VisualMatch-v0", device="cpu")
+    assert old.config.image_encoder == "cnn"
+    for key, value in model.policy.state_dict().items():
+        assert torch.equal(old.policy.state_dict()[key], value)
+    assert (
+        RecurrentPPO("Memory/VisualMatch-v0", n_envs=2, device="cpu").policy.encoder.output_size
+        == 192
+    )
