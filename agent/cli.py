@@ -33,6 +33,7 @@ import yaml
 
 from agent import zoo
 from agent.config import ConfigError, PPOConfig
+from agent.evaluation import MAX_EVAL_ENVS
 from agent.wrappers import WrapperSpec, wrapper_parts, wrapper_spec
 
 DEFAULT_ENV = "Memory/TMaze-v0"
@@ -586,8 +587,8 @@ def evaluate_parser() -> Parser:
         "--n-envs",
         type=int,
         metavar="N",
-        default=4,
-        help="env copies stepped together (default: 4)",
+        default=None,
+        help=f"env copies stepped together (default: one per episode, at most {MAX_EVAL_ENVS})",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")

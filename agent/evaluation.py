@@ -29,6 +29,11 @@ MIN_VIDEO_HEIGHT = 256
 MAX_VIDEO_WIDTH = 1920
 """Enlarging stops before a frame gets wider than this (a long T-maze is a long strip)."""
 
+MAX_EVAL_ENVS = 32
+"""The most env copies `evaluate` steps together by default (one per episode up to this). A
+policy call costs about the same for 4 copies as for 20, so an evaluation of 20 CartPole
+episodes of 500 steps took 0.59 s with a copy per episode and 2.2 s with 4 copies."""
+
 
 class Policy(Protocol):
     """What `evaluate` needs: sb3-contrib's recurrent `predict`, and the spaces."""
@@ -162,13 +167,14 @@ def evaluate(
     n_episodes: int = 100,
     seed: int = 0,
     deterministic: bool = True,
-    n_envs: int = 4,
+    n_envs: int | None = None,
     video_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run exactly `n_episodes` episodes of `model` and summarise them.
 
     The episodes are shared out in advance among `n_envs` copies (copy i runs
-    `(n_episodes + i) // n_envs`), so short episodes are not over-represented. Recurrent state
+    `(n_episodes + i) // n_envs`), so short episodes are not over-represented; by default one
+    copy per episode, at most `MAX_EVAL_ENVS`. Recurrent state
     is carried across steps and reset at each episode start.
 
     Returns {"episodes", "mean_return", "std_return", "mean_length", "success_rate"}, where
@@ -178,6 +184,8 @@ def evaluate(
     if n_episodes <= 0:
         raise ValueError(f"n_episodes must be positive, got {n_episodes}")
     # Under video, one copy runs all episodes, so each episode is filmed whole and in order.
+    if n_envs is None:
+        n_envs = MAX_EVAL_ENVS
     n_envs = 1 if video_dir is not None else max(1, min(n_envs, n_episodes))
     with _removed_if_left_empty(video_dir):
         env = make_eval_env(env_id, env_kwargs, wrappers, n_envs, video_dir, n_episodes)

@@ -81,6 +81,30 @@ def test_counts_exactly_n_episodes_and_resets_memory_at_starts(n_episodes, n_env
     assert policy.calls >= results["mean_length"] * n_episodes / n_envs
 
 
+class BatchRecorder(StepCounter):
+    """A StepCounter that records how many copies each call stepped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_sizes: list[int] = []
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        self.batch_sizes.append(len(observation))
+        return super().predict(observation, state, episode_start, deterministic)
+
+
+@pytest.mark.parametrize(("n_episodes", "copies"), [(6, 6), (40, 32)])
+def test_by_default_a_copy_per_episode_up_to_the_cap(n_episodes, copies):
+    """One call per step of the longest episode, not per step of a copy's several episodes:
+    periodic evaluations and evaluate.py take this default."""
+    policy = BatchRecorder()
+    results = evaluate(policy, GUESS, n_episodes=n_episodes, seed=3)
+    assert results["episodes"] == n_episodes
+    assert set(policy.batch_sizes) == {copies}
+    if n_episodes <= copies:
+        assert policy.calls <= 4  # one episode of at most 4 steps per copy
+
+
 def test_success_rate_and_returns():
     assert evaluate(StepCounter(action=1), GUESS, n_episodes=6)["success_rate"] == 1.0
     failing = evaluate(StepCounter(action=0), GUESS, n_episodes=6)
