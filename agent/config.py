@@ -99,7 +99,8 @@ class PPOConfig:
     """Truncation length of backpropagation through time; 0 means the whole rollout (n_steps).
     Shorter sequences mean more of them per minibatch: 16 brought the `cartpole-novel` and
     `repeat-previous` presets to their goals in 0.5-0.6x and 0.7x the time, but as a default 32 lost
-    a T-maze seed with a gap of 50, longer than the cut (RESULTS.md 5 and 6)."""
+    a T-maze seed with a gap of 50, longer than the cut (RESULTS.md 5 and 6). It also sets the
+    chrono initialisation's longest time scale when `chrono_max_len` is 0."""
     net_arch: list[int] = field(default_factory=lambda: [64])
     """Hidden sizes of the MLP heads after the recurrent core."""
     activation_fn: str = "tanh"

@@ -183,9 +183,9 @@ def evaluate(
     """
     if n_episodes <= 0:
         raise ValueError(f"n_episodes must be positive, got {n_episodes}")
-    # Under video, one copy runs all episodes, so each episode is filmed whole and in order.
     if n_envs is None:
         n_envs = MAX_EVAL_ENVS
+    # Under video, one copy runs all episodes, so each episode is filmed whole and in order.
     n_envs = 1 if video_dir is not None else max(1, min(n_envs, n_episodes))
     with _removed_if_left_empty(video_dir):
         env = make_eval_env(env_id, env_kwargs, wrappers, n_envs, video_dir, n_episodes)
