@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.episodes <= 0:
             raise UsageError(f"--episodes must be positive, got {args.episodes}")
-        if args.n_envs is not None and args.n_envs <= 0:
+        if args.n_envs <= 0:
             raise UsageError(f"--n-envs must be positive, got {args.n_envs}")
         if args.video is not None and importlib.util.find_spec("moviepy") is None:
             raise UsageError("--video needs moviepy: pip install moviepy")

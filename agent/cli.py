@@ -587,7 +587,7 @@ def evaluate_parser() -> Parser:
         "--n-envs",
         type=int,
         metavar="N",
-        default=None,
+        default=MAX_EVAL_ENVS,
         help=f"env copies stepped together (default: one per episode, at most {MAX_EVAL_ENVS})",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")

@@ -167,15 +167,15 @@ def evaluate(
     n_episodes: int = 100,
     seed: int = 0,
     deterministic: bool = True,
-    n_envs: int | None = None,
+    n_envs: int = MAX_EVAL_ENVS,
     video_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run exactly `n_episodes` episodes of `model` and summarise them.
 
     The episodes are shared out in advance among `n_envs` copies (copy i runs
     `(n_episodes + i) // n_envs`), so short episodes are not over-represented; by default one
-    copy per episode, at most `MAX_EVAL_ENVS`. Recurrent state
-    is carried across steps and reset at each episode start.
+    copy per episode, at most `MAX_EVAL_ENVS`. Recurrent state is carried across steps and reset
+    at each episode start.
 
     Returns {"episodes", "mean_return", "std_return", "mean_length", "success_rate"}, where
     success_rate is the mean of the last step's `success`/`is_success` info, or None when the
@@ -183,8 +183,6 @@ def evaluate(
     """
     if n_episodes <= 0:
         raise ValueError(f"n_episodes must be positive, got {n_episodes}")
-    if n_envs is None:
-        n_envs = MAX_EVAL_ENVS
     # Under video, one copy runs all episodes, so each episode is filmed whole and in order.
     n_envs = 1 if video_dir is not None else max(1, min(n_envs, n_episodes))
     with _removed_if_left_empty(video_dir):

@@ -9,7 +9,7 @@ import torch
 from gymnasium import spaces
 
 from agent import RecurrentPPO
-from agent.checkpoint import with_image_ranges
+from agent.checkpoint import load_checkpoint, save_checkpoint, with_image_ranges
 from agent.encoders import ImageEncoder, make_encoder
 from tests.replay_check import replay_errors
 
@@ -139,8 +139,6 @@ def test_a_dict_passes_the_image_encoder_choice_to_its_parts():
 def test_checkpoints_from_before_the_choice_load_with_their_cnn(tmp_path):
     """A checkpoint whose config has no `image_encoder` (saved before it existed, when every
     image went through the CNN) loads with the CNN, where `auto` would flatten VisualMatch."""
-    from agent.checkpoint import load_checkpoint, save_checkpoint
-
     model = RecurrentPPO("Memory/VisualMatch-v0", n_envs=2, n_steps=8, batch_size=16,
                          image_encoder="cnn", device="cpu")  # fmt: skip
     model.save(tmp_path / "model.pt")
