@@ -28,6 +28,10 @@ def test_every_task_of_the_suite_has_a_preset_with_a_goal():
     assert set(PRESETS) <= set(GOALS)
 
 
+MEASURED_ENT_COEF = {"bandit": 0.01}
+"""Entropy coefficients the presets were measured with, where not 0."""
+
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_builds_a_valid_model(name):
     settings = resolve_settings(
@@ -36,9 +40,11 @@ def test_preset_builds_a_valid_model(name):
     assert settings.total_timesteps > 0
     model = RecurrentPPO(settings.env_id, settings.config, env_kwargs=settings.env_kwargs)
     model.close()
-    # Every preset was measured with chrono, the default until issue 16 changed it: a preset that
-    # no longer names it would silently train with PyTorch's gate init instead.
+    # Every preset was measured with chrono and (all but bandit) without an entropy bonus, the
+    # defaults until issue 16 changed them: a preset that no longer names them would silently
+    # train with settings it was not measured with.
     assert settings.config.forget_bias_init == "chrono"
+    assert settings.config.ent_coef == MEASURED_ENT_COEF.get(name, 0.0)
 
 
 @pytest.mark.slow
