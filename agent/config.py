@@ -50,10 +50,11 @@ class PPOConfig:
     """`constant`, `linear` (anneal to 0 at `total_timesteps`) or `adaptive` (after each update,
     divide the rate by 1.5 when the update's mean approximate KL, `train/approx_kl`, was above
     2 * `desired_kl`, multiply it by 1.5 when below half; within [0.01, 1] x `learning_rate`).
-    On VisualMatch the defaults' updates reach a KL of 0.2-0.5 and runs lose the task after
-    solving it. Over 3 seeds `adaptive` was ahead there (0.93 against 0.81) and on
-    RepeatPrevious (0.991 against 0.975), behind on CartPoleNoVel (250 against 316) and blind
-    FrozenLake (0.33 against 0.67), each gap one seed: not the default (RESULTS.md 6)."""
+    Measured before the entropy bonus became the default: on VisualMatch the updates reached a
+    KL of 0.2-0.5 and runs lost the task after solving it. Over 3 seeds `adaptive` was ahead
+    there (0.93 against 0.81, the CNN) and on RepeatPrevious (0.991 against 0.975), behind on
+    CartPoleNoVel (250 against 316) and blind FrozenLake (0.33 against 0.67), each gap one seed:
+    not the default (RESULTS.md 6)."""
     desired_kl: float = 0.02
     """The approximate KL per update an `adaptive` schedule steers towards."""
     gamma: float = 0.99
@@ -68,11 +69,11 @@ class PPOConfig:
     """Entropy bonus coefficient (sb3-contrib's default is 0, CleanRL's 0.01). At 0, runs on
     tasks nobody tuned for solved a task and lost it again: VisualMatch ended at 0.80, 1.0 and
     0.88 over 3 seeds, and a CartPoleNoVel run collapsed to a deterministic policy scoring 23 (its
-    entropy fell from 0.44 to 0.003 nats in one update). With 0.01 (RESULTS.md 6, 3 seeds, equal
-    steps): VisualMatch 1.0 on every seed (sb3-contrib: 1.0 on 3), RepeatPrevious 0.987 (0.975),
-    CartPoleNoVel 140 / 425 / 277 (500 / 23 / 426), repeat-first 0.947 (0.987; one seed at 0.84),
-    the gap-50 T-maze solved on every seed at 70k steps (55k). The presets name 0 where they were
-    measured with it."""
+    entropy fell from 0.44 to 0.11 nats in one update, then to 0.003). With 0.01 (RESULTS.md 6,
+    3 seeds, equal steps): VisualMatch 1.0 on every seed (sb3-contrib: 1.0 on 3), RepeatPrevious
+    0.987 (0.975), CartPoleNoVel 140 / 425 / 277 (500 / 23 / 426), repeat-first 0.947 (0.987;
+    one seed at 0.84), the gap-50 T-maze solved on every seed at 70k steps (55k). The presets
+    name 0 where they were measured with it."""
     vf_coef: float = 0.5
     """Value loss coefficient."""
     max_grad_norm: float = 0.5
@@ -89,9 +90,10 @@ class PPOConfig:
     """How uint8 grids (images) enter the network, each channel divided by its observed range:
     `cnn` (three 3x3 convolutions and a linear layer), `flatten` (the scaled values straight
     into the recurrent core, as sb3-contrib's MlpLstmPolicy), or `auto`: `flatten` for grids of
-    at most 16x16 cells, `cnn` above. On VisualMatch's 8x8 frames with the defaults (150k steps,
-    RESULTS.md 6) flattening reached the goal at 14-27k steps and ended at 0.95 on average over
-    six runs; the CNN took 59-90k and ended at 0.81 over three. At the visual-match preset's
+    at most 16x16 cells, `cnn` above. On VisualMatch's 8x8 frames with the defaults of then (no
+    entropy bonus; 150k steps, RESULTS.md 6) flattening reached the goal at 14-27k steps and
+    ended at 0.95 on average over six runs; the CNN took 59-90k and ended at 0.81 over three
+    (flattened with today's defaults: 1.0 on 3 seeds). At the visual-match preset's
     settings the CNN did better (5 of 5 seeds against 4 of 5). Larger grids are not measured."""
     rnn_type: str = "lstm"
     """Recurrent core: `lstm`, `peephole` (an LSTM whose gates see the cell, Gers & Schmidhuber
