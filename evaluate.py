@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from agent import CheckpointError, EnvError, RecurrentPPO
-from agent.callbacks import RunPaths
-from agent.cli import UsageError, evaluate_parser, one_line, parse_env_kwargs, run_script
-from agent.evaluation import check_spaces, evaluate_recorded_env, make_eval_env
-from agent.figures import check_figure_path
-from agent.introspection import has_lstm_core, plot_memory, trace_episode
+from agent.report.figures import check_figure_path
+from agent.report.introspection import has_lstm_core, plot_memory, trace_episode
+from agent.run.callbacks import RunPaths
+from agent.run.cli import UsageError, evaluate_parser, one_line, parse_env_kwargs, run_script
+from agent.run.evaluation import check_spaces, evaluate_recorded_env, make_eval_env
 
 
 def find_checkpoint(path: Path) -> tuple[Path, str]:

@@ -4,7 +4,7 @@
 One panel per TensorBoard tag (default: the training success rate where logged, else the return,
 and the evaluation curve when the runs evaluated), one line per configuration. Each line is
 labelled by the settings that differ among the runs; runs that differ only by seed are drawn as
-one line, their mean, with the min-max range as a band. The work is done in `agent.curves`.
+one line, their mean, with the min-max range as a band. The work is done in `agent.report.curves`.
 
 Exit codes: 0 done, 2 bad input (missing folder, no TensorBoard events, unknown tag, output
 format matplotlib cannot write).
@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from agent.cli import Parser, UsageError, one_line, run_script
+from agent.run.cli import Parser, UsageError, one_line, run_script
 
 
 def plot_parser() -> Parser:
@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if importlib.util.find_spec("matplotlib") is None:
             raise UsageError("plot.py needs matplotlib: pip install matplotlib")
-        from agent import curves
-        from agent.figures import check_figure_path
+        from agent.report import curves
+        from agent.report.figures import check_figure_path
 
         out = check_figure_path(args.out)
         runs = [curves.read_run(path) for path in args.runs]

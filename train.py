@@ -17,8 +17,8 @@ import traceback
 from pathlib import Path
 
 from agent import CheckpointError, NumericalError, RecurrentPPO
-from agent.callbacks import GracefulInterrupt, RunPaths, TrainingCallback
-from agent.cli import (
+from agent.run.callbacks import GracefulInterrupt, RunPaths, TrainingCallback
+from agent.run.cli import (
     UsageError,
     config_overrides,
     default_run_dir,
@@ -28,7 +28,7 @@ from agent.cli import (
     run_script,
     train_parser,
 )
-from agent.runs import write_config
+from agent.run.run_folder import write_config
 
 
 @dataclasses.dataclass
@@ -272,7 +272,7 @@ def train(run: Run, args: argparse.Namespace) -> int:
 
 def _raised_in_env(error: BaseException) -> bool:
     """Did the exception come out of an env's `step`/`reset` (code outside this package)?"""
-    agent_dir = str(Path(__file__).resolve().parent / "agent")
+    agent_dir = str(Path(__file__).resolve().parent / "agent")  # the whole package, sub-packages too
     frames = traceback.extract_tb(error.__traceback__)
     return any(
         f.name in ("step", "reset") and not str(Path(f.filename).resolve()).startswith(agent_dir)

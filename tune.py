@@ -6,7 +6,7 @@
     python tune.py ... --address auto          # on a running Ray cluster
 
 Every train.py flag applies to all trials. Each trial is an ordinary run folder inside the
-experiment folder; see `python tune.py --help` and `agent/tune_cli.py`.
+experiment folder; see `python tune.py --help` and `agent/tune/cli.py`.
 
 Exit codes: 0 done, 1 a trial failed after its restarts, 2 bad input (nothing was run),
 130 interrupted (continue with --resume).
@@ -17,11 +17,11 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from agent.cli import run_script
+from agent.run.cli import run_script
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`agent.tune_cli.main`, once Ray Tune and Optuna are known to be installed."""
+    """`agent.tune.cli.main`, once Ray Tune and Optuna are known to be installed."""
     missing = [name for name in ("ray", "optuna") if importlib.util.find_spec(name) is None]
     if missing:
         print(
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from agent.tune_cli import main as tune_main
+    from agent.tune.cli import main as tune_main
 
     return tune_main(argv)
 

@@ -1,11 +1,11 @@
 """Recurrent PPO: an LSTM/GRU actor-critic trained with PPO on whole sequences."""
 
-from agent.checkpoint import CheckpointError
+from agent.algorithm.checkpoint import CheckpointError
+from agent.algorithm.ppo import NumericalError, RecurrentPPO
 from agent.config import ConfigError, PPOConfig
-from agent.encoders import UnsupportedSpaceError
-from agent.policy import RecurrentActorCritic
-from agent.ppo import NumericalError, RecurrentPPO
-from agent.vec_env import EnvError, make_vec_env
+from agent.environment.vec_env import EnvError, make_vec_env
+from agent.networks.encoders import UnsupportedSpaceError
+from agent.networks.policy import RecurrentActorCritic
 
 __all__ = [
     "CheckpointError",

@@ -6,9 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.lr_schedule import SCHEDULES
-
 RNN_TYPES = ("lstm", "peephole", "gru", "none")
+SCHEDULES = ("constant", "linear", "adaptive")
 ACTIVATIONS = ("tanh", "relu")
 VEC_ENVS = ("auto", "native", "sync", "async")
 IMAGE_ENCODERS = ("auto", "cnn", "flatten")

@@ -293,8 +293,8 @@ def adhoc_config(assignments: list[str]) -> tuple[str, Config]:
     """`["n_epochs=10", "net_arch=64 64"]` as a configuration of ours named by them, the values
     read as `train.py` reads its flags; an unknown key or a bad value exits with argparse's
     message."""
-    from agent.cli import add_config_flags, config_overrides, flag_name
     from agent.config import ConfigError, PPOConfig
+    from agent.run.cli import add_config_flags, config_overrides, flag_name
 
     parser = argparse.ArgumentParser(prog="--set")
     add_config_flags(parser)
@@ -393,7 +393,7 @@ def time_to_goal(curve: Curve, goal: tuple[str, float]) -> tuple[int | None, flo
 
 def train_ours(task: Task, job: Job) -> tuple[int, float, Curve, dict[str, Any]]:
     from agent import RecurrentPPO
-    from agent.evaluation import evaluate
+    from agent.run.evaluation import evaluate
 
     model = RecurrentPPO(
         task.env_id, env_kwargs=task.env_kwargs, wrappers=task.wrappers,
@@ -403,11 +403,9 @@ def train_ours(task: Task, job: Job) -> tuple[int, float, Curve, dict[str, Any]]
     start = time.perf_counter()
 
     def record(m: RecurrentPPO) -> None:
-        stats = m.episode_stats
+        returns = m.episode_statistics.return_queue
         curve.append(
-            curve_point(
-                m.num_timesteps, time.perf_counter() - start, stats.returns, stats.successes
-            )
+            curve_point(m.num_timesteps, time.perf_counter() - start, returns, m.successes)
         )
 
     model.learn(job.budget, callback=record)
@@ -422,8 +420,8 @@ def train_ours(task: Task, job: Job) -> tuple[int, float, Curve, dict[str, Any]]
 
 def make_env(task: Task) -> gym.Env:
     """One single env of `task`, wrapped as each copy of our vector env is (for sb3-contrib)."""
-    from agent.vec_env import make_single_env
-    from agent.wrappers import load_wrappers
+    from agent.environment.vec_env import make_single_env
+    from agent.environment.wrappers import load_wrappers
 
     return make_single_env(task.env_id, task.env_kwargs, load_wrappers(task.wrappers))
 
@@ -603,7 +601,7 @@ def mean_curve(curves: list[Curve], index: int) -> tuple[np.ndarray, np.ndarray]
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     """One panel per task: each configuration's training curve (mean over seeds) against
     steps, sb3-contrib dashed, the goal dotted."""
-    from agent.figures import check_figure_path, panel_grid, save_figure, style_panel
+    from agent.report.figures import check_figure_path, panel_grid, save_figure, style_panel
 
     check_figure_path(path)
     rows = sorted(cells(results), key=row_order)

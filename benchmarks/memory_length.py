@@ -63,7 +63,7 @@ def recipe(length: int) -> dict[str, Any]:
     autoreset (the episode's `length + 1` steps and the reset step), so backpropagation through
     time always spans cue to choice; a minibatch holds as many such columns as the preset's.
     """
-    from agent.cli import load_preset
+    from agent.run.cli import load_preset
 
     preset = load_preset(RECIPE)
     config = {k: v for k, v in preset.items() if k not in ("env", "env_kwargs", "total_timesteps")}
@@ -153,7 +153,7 @@ class SuccessWatch:
 def _run_ours(agent: str, gap: int, seed: int, steps: int, eval_episodes: int) -> dict[str, Any]:
     import envs  # noqa: F401
     from agent import RecurrentPPO
-    from agent.evaluation import evaluate
+    from agent.run.evaluation import evaluate
 
     options = dict(OURS[agent])
     wrappers = options.pop("wrappers", [])
@@ -165,7 +165,7 @@ def _run_ours(agent: str, gap: int, seed: int, steps: int, eval_episodes: int) -
 
     def follow(m: RecurrentPPO) -> bool:
         watch.update(
-            m.num_timesteps, m.logs.get("rollout/success_rate"), len(m.episode_stats.successes)
+            m.num_timesteps, m.logs.get("rollout/success_rate"), len(m.successes)
         )
         return True  # never stop early: every agent gets the whole budget
 

@@ -60,7 +60,7 @@ def training_time(run: Path) -> float:
     """Seconds a run spent collecting and updating: over its updates, steps / `time/fps`."""
     import numpy as np
 
-    from agent.curves import read_scalars
+    from agent.report.curves import read_scalars
 
     fps = read_scalars(run / "tb")["time/fps"]
     return float(np.sum(np.diff(fps.steps, prepend=0) / fps.values))
@@ -68,7 +68,7 @@ def training_time(run: Path) -> float:
 
 def trial_times(experiment: Path) -> dict[str, float]:
     """Each finished trial's time in Ray (its `time_total_s`), from results.csv, by name."""
-    from agent.trial_table import finished_trials
+    from agent.tune.trial_table import finished_trials
 
     return {row["trial"]: float(row["wall_time_s"]) for row in finished_trials(experiment)}
 

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.trial_table import (  # noqa: E402
+from agent.tune.trial_table import (  # noqa: E402
     RESULTS_CSV,
     aggregate,
     experiment_complete,
@@ -182,8 +182,8 @@ def table(out: Path, names: list[str]) -> str:
 def plot(out: Path, names: list[str], path: Path) -> None:
     """One panel per preset: the evaluation metric over steps, mean and min-max band of the
     seeds, and the goal as a dashed line."""
-    from agent.curves import read_run, seed_band
-    from agent.figures import check_figure_path, panel_grid, save_figure, style_panel
+    from agent.report.curves import read_run, seed_band
+    from agent.report.figures import check_figure_path, panel_grid, save_figure, style_panel
 
     check_figure_path(path)
     names = [n for n in names if (out / n / RESULTS_CSV).is_file()]

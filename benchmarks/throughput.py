@@ -57,7 +57,7 @@ LSTM's size and Adam's epsilon, translated in `run_sb3`)."""
 def from_preset(name: str, keys: tuple[str, ...], **changes: Any) -> dict[str, Any]:
     """The hyperparameters `keys` that `configs/<name>.yaml` sets, with `changes`."""
     sys.path.insert(0, str(ROOT))
-    from agent.cli import load_preset
+    from agent.run.cli import load_preset
 
     preset = load_preset(name)
     return {**{k: preset[k] for k in keys if k in preset}, **changes}
@@ -98,7 +98,7 @@ TASKS: dict[str, dict[str, Any]] = {
 def run_ours(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, Any]) -> dict:
     import envs  # noqa: F401
     from agent import RecurrentPPO
-    from agent.evaluation import evaluate
+    from agent.run.evaluation import evaluate
 
     hp = {**task["hp"], **overrides}
     model = RecurrentPPO(

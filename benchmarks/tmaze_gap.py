@@ -24,7 +24,7 @@ from memory_length import recipe  # benchmarks/, on sys.path when run as a scrip
 
 import envs  # noqa: F401
 from agent import RecurrentPPO
-from agent.cli import parse_env_kwargs
+from agent.run.cli import parse_env_kwargs
 
 
 def main() -> None:
@@ -71,7 +71,7 @@ def main() -> None:
         if m.n_updates % 10 == 0:
             elapsed = time.perf_counter() - start
             print(f"step {m.num_timesteps}: success {success:.2f}, {elapsed:.0f} s", flush=True)
-        solved = success >= 0.99 and len(m.episode_stats.successes) >= 100
+        solved = success >= 0.99 and len(m.successes) >= 100
         if solved and first_solved[0] is None:
             first_solved[0] = m.num_timesteps
         return args.keep_going or not solved

@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 import envs  # noqa: F401
-from agent.vec_env import async_threshold, seconds_per_step, usable_cpus
+from agent.environment.vec_env import async_threshold, seconds_per_step, usable_cpus
 
 
 class FixedStepCost(gym.Wrapper):

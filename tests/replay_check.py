@@ -1,28 +1,21 @@
-"""Recomputing a rollout's log-probabilities and values the way the update does."""
+"""Recomputing a rollout's log-probabilities and values from the minibatches the update uses."""
 
 import torch
 
 from agent import RecurrentPPO
-from agent.sequences import minibatches, split_sequences
 
 
 def replay_errors(model: RecurrentPPO, buffer) -> tuple[float, float, int]:
-    """Max |log-prob| and |value| differences over every minibatch of one epoch, and the number
-    of sequences that start inside the rollout at an episode start."""
-    seqs = split_sequences(buffer.episode_starts.cpu().numpy(), model.config.sequence_len)
-    learn = buffer.valid.cpu().numpy()
+    """Max |log-prob| and |value| differences over every minibatch of one epoch, as
+    `buffer.minibatches` hands them to `train`, and the number of sequences that start inside
+    the rollout at an episode start."""
+    cfg = model.config
     worst_lp = worst_v = 0.0
-    batches = minibatches(
-        seqs, model.config.n_envs, model.config.batch_size, model.generator, learn, model.device
-    )
     with torch.no_grad():
-        for mb in batches:
-            data = buffer.gather(mb.steps)
-            dist, values = model.policy.evaluate(
-                buffer.observations_at(mb.index), buffer.initial_states(mb.first), mb.rows
-            )
-            lp = dist.log_prob(data["actions"])
-            worst_lp = max(worst_lp, (lp - data["log_probs"]).abs().max().item())
-            worst_v = max(worst_v, (values - data["values"]).abs().max().item())
+        for batch in buffer.minibatches(cfg.batch_size, model.generator, cfg.normalize_advantage):
+            dist, values = model.policy.evaluate(batch.observations, batch.state, batch.rows)
+            lp = dist.log_prob(batch.actions)
+            worst_lp = max(worst_lp, (lp - batch.log_probs).abs().max().item())
+            worst_v = max(worst_v, (values - batch.values).abs().max().item())
     episode_starts_inside = int(buffer.episode_starts[1:].sum())
     return worst_lp, worst_v, episode_starts_inside

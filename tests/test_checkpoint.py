@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from agent import CheckpointError, RecurrentPPO
-from agent.checkpoint import load_checkpoint, save_checkpoint
+from agent.algorithm.checkpoint import load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,11 @@ def test_round_trip_gives_the_same_policy(trained):
     np.testing.assert_array_equal(a1, a2)
     np.testing.assert_allclose(s1[0], s2[0], atol=1e-6)
     assert loaded.num_timesteps == model.num_timesteps
-    assert loaded.config == model.config.__class__(**{**model.config.to_dict(), "device": "auto"})
+    # Loaded without a device, a model goes where it was trained: the config says which.
+    assert loaded.device == model.device
+    assert loaded.config == model.config.__class__(
+        **{**model.config.to_dict(), "device": model.device.type}
+    )
     assert loaded.env_spec["id"] == "CartPole-v1"
     np.testing.assert_allclose(loaded.obs_normalizer.rms.mean, model.obs_normalizer.rms.mean)
 

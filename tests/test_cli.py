@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent import ConfigError, EnvError, PPOConfig, cli
-from agent.cli import (
+from agent import ConfigError, EnvError, PPOConfig
+from agent.environment.vec_env import make_vec_env
+from agent.run import cli
+from agent.run.cli import (
     CONFIGS,
     DEFAULT_ENV,
     UsageError,
@@ -19,7 +21,6 @@ from agent.cli import (
     sanitize,
     train_parser,
 )
-from agent.vec_env import make_vec_env
 
 FIELDS = [f.name for f in dataclasses.fields(PPOConfig)]
 

@@ -15,7 +15,7 @@ import torch
 
 import evaluate as evaluate_script
 from agent import RecurrentPPO
-from agent.evaluation import evaluate
+from agent.run.evaluation import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 GUESS = f"{__name__}:Test/Guess-v0"

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from agent.fast_path import Parameters
+from agent.networks.fast_path import Parameters
 
 
 def make_net() -> nn.Module:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from agent.gae import compute_gae
+from agent.algorithm.gae import compute_gae
 
 GAMMA, LAM = 0.9, 0.8
 REWARDS = [1.0, 2.0, 0.0, 3.0]

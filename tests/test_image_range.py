@@ -9,8 +9,8 @@ import torch
 from gymnasium import spaces
 
 from agent import RecurrentPPO
-from agent.checkpoint import load_checkpoint, save_checkpoint, with_image_ranges
-from agent.encoders import ImageEncoder, make_encoder
+from agent.algorithm.checkpoint import load_checkpoint, save_checkpoint, with_image_ranges
+from agent.networks.encoders import ImageEncoder, make_encoder
 from tests.replay_check import replay_errors
 
 

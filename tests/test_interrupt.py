@@ -13,7 +13,7 @@ import pytest
 
 import train
 from agent import RecurrentPPO
-from agent.callbacks import GracefulInterrupt, RunPaths, TrainingCallback
+from agent.run.callbacks import GracefulInterrupt, RunPaths, TrainingCallback
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG_RUN = [

@@ -14,8 +14,9 @@ import envs  # noqa: F401
 import evaluate as evaluate_script
 import train as train_script
 from agent import RecurrentPPO
-from agent.figures import check_figure_path
-from agent.introspection import (
+from agent.networks.recurrent import RecurrentCore
+from agent.report.figures import check_figure_path
+from agent.report.introspection import (
     MemoryTrace,
     _flat_observation,
     _observation_names,
@@ -24,7 +25,6 @@ from agent.introspection import (
     memory_figure,
     trace_episode,
 )
-from agent.recurrent import RecurrentCore
 
 
 @pytest.mark.parametrize("rnn_type", ["lstm", "peephole"])

@@ -12,8 +12,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 import envs  # noqa: F401
 from agent import RecurrentPPO
-from agent.cli import load_preset
 from agent.config import PPOConfig
+from agent.run.cli import load_preset
 from benchmarks.throughput import ZOO_CARTPOLE
 from tests.toy_envs import RecallValueEnv
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from agent.losses import explained_variance, policy_loss, value_loss
+from agent.algorithm.losses import explained_variance, policy_loss, value_loss
 
 
 def test_clipped_surrogate_by_hand():

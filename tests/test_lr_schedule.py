@@ -4,7 +4,7 @@ keeps its rate in checkpoints."""
 import pytest
 
 from agent import RecurrentPPO
-from agent.lr_schedule import adapt_rate, linear_rate
+from agent.algorithm.lr_schedule import adapt_rate, linear_rate
 
 
 def test_adapt_rate_by_hand():

@@ -1,4 +1,4 @@
-"""plot.py and agent.curves: TensorBoard scalars of run folders, seeds grouped into a mean with a
+"""plot.py and agent.report.curves: TensorBoard scalars of run folders, seeds grouped into a mean with a
 min-max band, each line labelled by the settings that tell it apart, and one-line errors."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import yaml
 from torch.utils.tensorboard import SummaryWriter
 
 import plot as plot_script
-from agent import PPOConfig, curves
+from agent import PPOConfig
+from agent.report import curves
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -194,7 +195,7 @@ def test_a_long_title_is_wrapped_to_a_one_panel_figure(tmp_path):
     """The suptitle of one panel 4 inches wide breaks into lines that fit it, where one line
     was clipped at both ends; the words stay in order."""
     pytest.importorskip("matplotlib")
-    from agent.figures import TITLE_CHARS_PER_INCH, panel_grid
+    from agent.report.figures import TITLE_CHARS_PER_INCH, panel_grid
 
     title = "Presets: mean over seeds, band min-max, dashed line the goal"
     figure, _ = panel_grid(1, title)

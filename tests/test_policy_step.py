@@ -6,9 +6,9 @@ import torch
 from gymnasium import spaces
 
 from agent.config import PPOConfig
-from agent.distributions import CategoricalDist
-from agent.fast_path import FusedPolicy
-from agent.policy import RecurrentActorCritic
+from agent.networks.distributions import CategoricalDist
+from agent.networks.fast_path import FusedPolicy
+from agent.networks.policy import RecurrentActorCritic
 
 OBS = spaces.Box(-1.0, 1.0, (3,), np.float32)
 

@@ -11,7 +11,7 @@ import envs  # noqa: F401
 import evaluate as evaluate_script
 import train as train_script
 from agent import RecurrentPPO
-from agent.cli import resolve_settings, train_parser
+from agent.run.cli import resolve_settings, train_parser
 from benchmarks.presets import GOALS, JSON_FIELDS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -63,7 +63,7 @@ def test_quick_preset_reaches_its_goal(name, tmp_path):
 def test_tmaze_1000_recipe_bridges_the_gap():
     """The tmaze-1000 preset's hyperparameters, stopped once the training success over the last
     100 episodes is 0.99 (about 1-1.7M steps on three seeds), then judged on 200 fresh episodes."""
-    from agent.evaluation import evaluate
+    from agent.run.evaluation import evaluate
 
     settings = resolve_settings(
         train_parser().parse_args(["--config", str(CONFIGS / "tmaze-1000.yaml")])
@@ -71,7 +71,7 @@ def test_tmaze_1000_recipe_bridges_the_gap():
     model = RecurrentPPO(settings.env_id, settings.config, env_kwargs=settings.env_kwargs)
 
     def until_solved(m: RecurrentPPO) -> bool:
-        stats = m.episode_stats.successes
+        stats = m.successes
         return not (len(stats) >= 100 and m.logs.get("rollout/success_rate", 0.0) >= 0.99)
 
     model.learn(settings.total_timesteps, callback=until_solved)

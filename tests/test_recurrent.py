@@ -5,9 +5,9 @@ import torch
 from gymnasium import spaces
 
 from agent.config import ConfigError, PPOConfig
-from agent.fast_path import core_step, core_step_weights, lstm_step
-from agent.policy import RecurrentActorCritic
-from agent.recurrent import RecurrentCore, chrono_bias, reset_state
+from agent.networks.fast_path import core_step, core_step_weights, lstm_step
+from agent.networks.policy import RecurrentActorCritic
+from agent.networks.recurrent import RecurrentCore, chrono_bias, reset_state
 
 
 @pytest.mark.parametrize("rnn_type", ["lstm", "peephole", "gru"])

@@ -13,7 +13,7 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 import envs  # noqa: F401
 import train as train_script
 from agent import RecurrentPPO
-from agent.env_state import STAT_FIELDS, get_env_state, set_env_state
+from agent.environment.env_state import STAT_FIELDS, get_env_state, set_env_state
 
 SETTINGS = {
     "env_kwargs": {"length": 6},
@@ -54,8 +54,9 @@ def test_save_load_in_the_middle_trains_to_the_same_weights(tmp_path):
 
     assert resumed.num_timesteps == straight.num_timesteps == 4096
     assert_same_weights(straight, resumed)
-    assert resumed.episode_stats.episodes == straight.episode_stats.episodes
-    assert list(resumed.episode_stats.returns) == list(straight.episode_stats.returns)
+    resumed_stats, straight_stats = resumed.episode_statistics, straight.episode_statistics
+    assert resumed_stats.episode_count == straight_stats.episode_count
+    assert list(resumed_stats.return_queue) == list(straight_stats.return_queue)
 
 
 def test_a_resume_without_the_env_state_would_differ(tmp_path):
@@ -147,7 +148,7 @@ def test_an_abandoned_iteration_leaves_no_trace():
 
 @pytest.mark.parametrize("save_after", [20, 27])  # just after all episodes ended; mid-episode
 def test_record_episode_statistics_keeps_what_env_state_saves(save_after):
-    """`agent.env_state` saves and restores the running sums of Gymnasium's
+    """`agent.environment.env_state` saves and restores the running sums of Gymnasium's
     `RecordEpisodeStatistics` through attributes that Gymnasium does not document
     (`STAT_FIELDS` and `episode_count`; checked on Gymnasium 1.4.0). This fails if a release
     renames them or changes their meaning: a resumed run would then log wrong episode returns."""

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from agent import RecurrentPPO
-from agent.fast_path import FusedPolicy
+from agent.networks.fast_path import FusedPolicy
 from tests.toy_envs import SCRIPT, scripted_steps, scripted_vector
 
 T = 8  # steps per rollout; see SCRIPT for where the episodes of each copy start and end

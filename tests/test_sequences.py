@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from agent.sequences import minibatches, pack, split_sequences
+from agent.algorithm.sequences import make_minibatch, pack, split_sequences
+
+
+def minibatches(seqs, n_envs, batch_size, generator, learn=None):
+    """One epoch's padded minibatches, as `RolloutBuffer.minibatches` builds them."""
+    flat_learn = np.ones(int(seqs.length.sum()), dtype=bool) if learn is None else learn.reshape(-1)
+    groups = pack(seqs.length, batch_size, generator)
+    return [make_minibatch(seqs, g, n_envs, flat_learn) for g in groups]
 
 
 def starts_fixture() -> np.ndarray:

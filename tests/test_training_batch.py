@@ -1,4 +1,4 @@
-"""What `train` learns from: the minibatches `_training_batch` builds and the loss over them.
+"""What `train` learns from: the minibatches `RolloutBuffer.batch` builds and the loss over them.
 
 Checked against a replay written out by hand: each env column run step by step through the
 policy, from the rollout's first state, with the state zeroed where the script starts an
@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from agent import RecurrentPPO
-from agent.sequences import split_sequences
 from tests.toy_envs import SCRIPT, scripted_steps, scripted_vector
 
 T, E = 8, len(SCRIPT)
@@ -87,11 +86,10 @@ def assert_close_vectors(got: torch.Tensor, want: torch.Tensor, rel: float = 1e-
 
 
 def test_sequence_start_states_are_the_stored_states_at_their_first_steps():
-    model, buffer = second_rollout(bptt_len=3)
-    seqs = split_sequences(buffer.episode_starts.numpy(), model.config.sequence_len)
-    learn = buffer.valid.numpy().reshape(-1)
+    _, buffer = second_rollout(bptt_len=3)
+    seqs = buffer.sequences
     chosen = np.arange(len(seqs.length))[::-1].copy()  # any order: each keeps its own state
-    batch = model._training_batch(buffer, seqs, chosen, learn)
+    batch = buffer.batch(chosen, normalize_advantage=True)
     starts = buffer.episode_starts.numpy()
     cut_mid_episode = 0
     for n, k in enumerate(chosen):
@@ -108,10 +106,10 @@ def test_sequence_start_states_are_the_stored_states_at_their_first_steps():
 
 
 def test_rows_are_the_real_valid_steps_and_nothing_else():
-    model, buffer = second_rollout()
-    seqs = split_sequences(buffer.episode_starts.numpy(), model.config.sequence_len)
+    _, buffer = second_rollout()
+    seqs = buffer.sequences
     chosen = np.arange(len(seqs.length))
-    batch = model._training_batch(buffer, seqs, chosen, buffer.valid.numpy().reshape(-1))
+    batch = buffer.batch(chosen, normalize_advantage=True)
     L, N = batch.observations.shape[:2]
     assert seqs.length.min() < L  # some sequences are padded
     rows = batch.rows.numpy()

@@ -23,13 +23,13 @@ from gymnasium import spaces
 import evaluate
 import train
 from agent import RecurrentPPO
-from agent.trial_table import aggregate
+from agent.tune.trial_table import aggregate
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("optuna")
 
-from agent import tune_cli  # noqa: E402  (needs ray)
-from agent.tuning import RUNTIME_EXCLUDES  # noqa: E402
+from agent.tune import cli as tune_cli  # noqa: E402  (needs ray)
+from agent.tune.experiment import RUNTIME_EXCLUDES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = f"{__name__}:Test/MatchBit-v0"
@@ -385,8 +385,8 @@ def test_resume_takes_no_new_settings(seeds, capsys):
 
 @pytest.mark.parametrize("space", sorted((ROOT / "configs" / "search").glob("*.yaml")))
 def test_example_search_spaces_fit_the_presets(space):
-    from agent.cli import resolve_settings, train_parser
-    from agent.search_space import parse_search_space, read_search_space, sampled_config
+    from agent.run.cli import resolve_settings, train_parser
+    from agent.tune.search_space import parse_search_space, read_search_space, sampled_config
 
     for preset in ("tmaze-short", "repeat-previous"):
         base = resolve_settings(train_parser().parse_args(["--config", preset])).config

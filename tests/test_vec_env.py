@@ -9,11 +9,11 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
 
-import agent.vec_env as vec_env_module
+import agent.environment.vec_env as vec_env_module
 import train as train_script
 from agent import ConfigError, EnvError, PPOConfig, RecurrentPPO
-from agent.env_state import get_env_state
-from agent.vec_env import async_threshold, make_vec_env, seconds_per_step
+from agent.environment.env_state import get_env_state
+from agent.environment.vec_env import async_threshold, make_vec_env, seconds_per_step
 from envs.tmaze import TMazeVectorEnv
 
 TINY = {

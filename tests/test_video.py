@@ -9,7 +9,7 @@ import pytest
 
 import evaluate as evaluate_script
 from agent import RecurrentPPO
-from agent.evaluation import MIN_VIDEO_HEIGHT, UpscaleFrames, evaluate
+from agent.run.evaluation import MIN_VIDEO_HEIGHT, UpscaleFrames, evaluate
 from tests.test_evaluate_script import one_line_error
 
 moviepy = pytest.importorskip("moviepy")

@@ -1,7 +1,7 @@
 """The fast path: every speed trick for small networks, each beside the reference it must equal.
 
 `PPOConfig.fast_path` (default True) turns these on; `fast_path=False` is the plain reference
-path, which is what `agent.recurrent` and `agent.policy` compute: `nn.LSTM`/`nn.GRU` modules at
+path, which is what `agent.networks.recurrent` and `agent.networks.policy` compute: `nn.LSTM`/`nn.GRU` modules at
 every step, the heads as their modules, per-tensor `torch.optim.Adam` and `clip_grad_norm_`.
 The networks here are small (tens of thousands of weights in about twenty tensors), so on a CPU
 the cost is per tensor and per kernel call, not per weight. The tricks:
@@ -56,10 +56,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from agent.distributions import ActionDistribution
-from agent.observations import Obs
-from agent.policy import PolicyStep, RecurrentActorCritic
-from agent.recurrent import RecurrentCore
+from agent.networks.distributions import ActionDistribution
+from agent.networks.observations import Obs
+from agent.networks.policy import PolicyStep, RecurrentActorCritic
+from agent.networks.recurrent import RecurrentCore
 
 # ------------------------------------------------------------------ 1. flat parameters ---
 

@@ -31,17 +31,17 @@ from typing import Any, NoReturn
 
 import yaml
 
-from agent import zoo
 from agent.config import ConfigError, PPOConfig
-from agent.evaluation import MAX_EVAL_ENVS
-from agent.wrappers import WrapperSpec, wrapper_parts, wrapper_spec
+from agent.environment.wrappers import WrapperSpec, wrapper_parts, wrapper_spec
+from agent.run import zoo
+from agent.run.evaluation import MAX_EVAL_ENVS
 
 DEFAULT_ENV = "Memory/TMaze-v0"
 """The task `python train.py` trains when neither `--env` nor `--config` is given."""
 DEFAULT_ENV_KWARGS: dict[str, Any] = {"length": 10}
 """A short T-maze gap: solved in minutes on a CPU."""
 DEFAULT_TOTAL_TIMESTEPS = 200_000
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 """The presets that `--config NAME` finds by name."""
 DEFAULT_PRESET = CONFIGS / "tmaze-short.yaml"
 """Used for the defaults of `python train.py` when it exists."""
@@ -285,7 +285,7 @@ def preset_path(name: str | Path) -> Path:
 def read_preset(path: str | Path, env: str | None = None) -> tuple[dict[str, Any], list[str]]:
     """Read a YAML preset: hyperparameters plus optional `env`, `env_kwargs`, `wrappers`,
     `total_timesteps`. An rl-baselines3-zoo file (env id -> settings) is read too, its names
-    translated (`agent.zoo`; `env` picks one env of a file that holds several). Returns the
+    translated (`agent.run.zoo`; `env` picks one env of a file that holds several). Returns the
     preset and notes on what was read approximately. Raises `UsageError` when it is missing or
     malformed, `ConfigError` for zoo settings that do not apply."""
     path = preset_path(path)

@@ -11,7 +11,8 @@ import socket
 import sys
 from pathlib import Path
 
-from agent.cli import (
+from agent.algorithm.ppo import RecurrentPPO
+from agent.run.cli import (
     Parser,
     UsageError,
     one_line,
@@ -19,19 +20,8 @@ from agent.cli import (
     resolve_settings,
     train_parser,
 )
-from agent.evaluation import evaluate
-from agent.ppo import RecurrentPPO
-from agent.search_space import parse_search_space, read_search_space
-from agent.trial_table import (
-    INTERRUPTED,
-    RESULTS_CSV,
-    TrialRow,
-    format_table,
-    seed_aggregate,
-    sorted_rows,
-    write_csv,
-)
-from agent.tuning import (
+from agent.run.evaluation import evaluate
+from agent.tune.experiment import (
     INFEASIBLE,
     METRICS,
     PLAN_FILE,
@@ -42,6 +32,16 @@ from agent.tuning import (
     run_experiment,
     trial_rows,
     tune,
+)
+from agent.tune.search_space import parse_search_space, read_search_space
+from agent.tune.trial_table import (
+    INTERRUPTED,
+    RESULTS_CSV,
+    TrialRow,
+    format_table,
+    seed_aggregate,
+    sorted_rows,
+    write_csv,
 )
 
 DEFAULT_STORAGE = Path("runs")
@@ -368,8 +368,8 @@ def last_line(error: BaseException) -> str:
 
 def plot_trials(rows: list[TrialRow], experiment: Experiment) -> Path | None:
     """`EXP/curves.png`: every trial's curves, grouped by config (a seed experiment is one
-    group: its mean with the band over seeds), drawn by `agent.curves`."""
-    from agent import curves
+    group: its mean with the band over seeds), drawn by `agent.report.curves`."""
+    from agent.report import curves
 
     runs = []
     for row in rows:

@@ -31,13 +31,13 @@ import yaml
 from ray import tune
 from ray.tune.experiment import Trial
 
-from agent.callbacks import RunPaths, TrainingCallback
-from agent.cli import UsageError, one_line, sanitize
+from agent.algorithm.ppo import RecurrentPPO
 from agent.config import ConfigError, PPOConfig
-from agent.ppo import RecurrentPPO
-from agent.runs import plain, write_config
-from agent.search_space import parse_search_space, sampled_config, tune_space
-from agent.trial_table import TrialRow
+from agent.run.callbacks import RunPaths, TrainingCallback
+from agent.run.cli import UsageError, one_line, sanitize
+from agent.run.run_folder import plain, write_config
+from agent.tune.search_space import parse_search_space, sampled_config, tune_space
+from agent.tune.trial_table import TrialRow
 
 RAY_DIR = ".ray"
 """Ray Tune's experiment folder inside the experiment folder."""
@@ -342,7 +342,7 @@ def connect(address: str | None, experiment: Experiment) -> bool:
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = {"log_to_driver": True}
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if (root / "pyproject.toml").is_file() and (root / "train.py").is_file():
         excludes = list(RUNTIME_EXCLUDES)
         if experiment.path.is_relative_to(root):

@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,20 +16,20 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
-from agent import checkpoint
-from agent.buffer import RolloutBuffer
-from agent.config import PPOConfig
-from agent.encoders import is_image_space
-from agent.fast_path import FusedPolicy, Parameters
-from agent.gae import compute_gae
-from agent.losses import explained_variance, policy_loss, value_loss
-from agent.lr_schedule import adapt_rate, linear_rate
-from agent.normalization import ObsNormalizer, RewardNormalizer
-from agent.observations import Obs, batch_size_of, to_tensor, tree_map
-from agent.policy import RecurrentActorCritic
-from agent.recurrent import reset_state
-from agent.sequences import Sequences, make_minibatch, pack, split_sequences
-from agent.vec_env import EnvError, check_autoreset, make_vec_env
+from agent.algorithm import checkpoint
+from agent.algorithm.buffer import RolloutBuffer
+from agent.algorithm.gae import compute_gae
+from agent.algorithm.losses import explained_variance, policy_loss, value_loss
+from agent.algorithm.lr_schedule import adapt_rate, linear_rate
+from agent.algorithm.normalization import ObsNormalizer, RewardNormalizer
+from agent.config import ConfigError, PPOConfig
+from agent.environment.env_state import get_env_state, set_env_state
+from agent.environment.vec_env import EnvError, check_autoreset, find_layer, make_vec_env
+from agent.networks.encoders import is_image_space
+from agent.networks.fast_path import FusedPolicy, Parameters
+from agent.networks.observations import Obs, batch_size_of, to_tensor, tree_map
+from agent.networks.policy import RecurrentActorCritic
+from agent.networks.recurrent import reset_state
 
 Callback = Callable[["RecurrentPPO"], bool | None]
 """Called after every update; returning False stops `learn`."""
@@ -44,61 +44,22 @@ class NumericalError(RuntimeError):
     """A loss or gradient became NaN or infinite; the parameters were left as they were."""
 
 
-class TrainingBatch(NamedTuple):
-    """One minibatch, ready for a gradient step: padded observations [L, N, ...] and the state
-    before each sequence, the `rows` of the flattened [L * N] grid to learn from, and the
-    rollout's data at those steps, flat [n] (advantages normalised when configured)."""
-
-    observations: Obs
-    state: torch.Tensor
-    rows: torch.Tensor
-    actions: torch.Tensor
-    log_probs: torch.Tensor
-    values: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
-
-
 def resolve_device(device: str) -> torch.device:
-    """`auto` -> CUDA when available, else CPU; `cuda` without a GPU is an error."""
+    """`auto` -> CUDA when available, else CPU; `cuda` without a GPU is a `ConfigError`."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise EnvError(f"device {device!r} requested but CUDA is not available")
+        raise ConfigError(
+            f"device {device!r} requested but CUDA is not available here (use --device cpu)"
+        )
     return torch.device(device)
 
 
-class EpisodeStats:
-    """Returns, lengths and successes of the last 100 finished episodes."""
-
-    def __init__(self, window: int = 100) -> None:
-        self.returns: deque[float] = deque(maxlen=window)
-        self.lengths: deque[int] = deque(maxlen=window)
-        self.successes: deque[float] = deque(maxlen=window)
-        self.episodes = 0
-
-    def record(self, infos: dict[str, Any]) -> None:
-        """Read the vector env's infos: RecordEpisodeStatistics' `episode`, and `success` or
-        `is_success` on the final step."""
-        if "_episode" in infos:
-            done = infos["_episode"]
-            self.returns.extend(infos["episode"]["r"][done].tolist())
-            self.lengths.extend(infos["episode"]["l"][done].tolist())
-            self.episodes += int(done.sum())
-        for key in ("success", "is_success"):
-            if f"_{key}" in infos:
-                self.successes.extend(
-                    np.asarray(infos[key])[infos[f"_{key}"]].astype(float).tolist()
-                )
-
-    def summary(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        if self.returns:
-            out["rollout/ep_rew_mean"] = float(np.mean(self.returns))
-            out["rollout/ep_len_mean"] = float(np.mean(self.lengths))
-        if self.successes:
-            out["rollout/success_rate"] = float(np.mean(self.successes))
-        return out
+def record_successes(infos: dict[str, Any], successes: deque[float]) -> None:
+    """Append the `success` (or `is_success`) that envs report on an episode's final step."""
+    for key in ("success", "is_success"):
+        if f"_{key}" in infos:
+            successes.extend(np.asarray(infos[key])[infos[f"_{key}"]].astype(float).tolist())
 
 
 class RecurrentPPO:
@@ -138,7 +99,7 @@ class RecurrentPPO:
         elif isinstance(env, VectorEnv):
             check_autoreset(env)
             config.n_envs = env.num_envs
-            if not _has_episode_statistics(env):
+            if find_layer(env, RecordEpisodeStatistics) is None:
                 env = RecordEpisodeStatistics(env, buffer_length=100)
             spec = getattr(env, "spec", None)
             if spec is not None:
@@ -175,7 +136,13 @@ class RecurrentPPO:
         self.n_updates = 0
         self.adaptive_lr = config.learning_rate
         """The step size of an `adaptive` schedule, set after every update from its KL."""
-        self.episode_stats = EpisodeStats()
+        self.episode_statistics: RecordEpisodeStatistics | None = (
+            find_layer(env, RecordEpisodeStatistics) if env is not None else None
+        )
+        """The env's `RecordEpisodeStatistics`: its `return_queue` and `length_queue` hold the
+        returns and lengths of the last 100 finished episodes (what `rollout/` logs)."""
+        self.successes: deque[float] = deque(maxlen=100)
+        """Whether each of the last 100 finished episodes succeeded, where the env says."""
         self.logs: dict[str, float] = {}
         self.tensorboard_log = Path(tensorboard_log) if tensorboard_log else None
         self._writer: Any = None
@@ -250,7 +217,7 @@ class RecurrentPPO:
                     self.compute_advantages(buffer)
                     self.logs = self.train(buffer)
                     # Between an update and the next rollout: each rollout and its update see
-                    # the same input scale (a uint8 grid's channel ranges, agent.encoders).
+                    # the same input scale (a uint8 grid's channel ranges, agent.networks.encoders).
                     self.policy.encoder.update_range(buffer.observations)
                 except StopTraining:
                     self.load_training_state(before)
@@ -292,8 +259,9 @@ class RecurrentPPO:
         """
         cfg, env = self.config, self.env
         buffer = RolloutBuffer(
-            cfg.n_steps, cfg.n_envs, self.observation_space, self._state, self.device
-        )
+            cfg.n_steps, cfg.n_envs, self.observation_space, self._state, self.device,
+            cfg.sequence_len,
+        )  # fmt: skip
         self.policy.eval()
         # The parameters stay fixed during a rollout: the fast path fuses them once for it.
         actor = FusedPolicy(self.policy) if cfg.fast_path else self.policy
@@ -317,7 +285,7 @@ class RecurrentPPO:
                     rewards = self.reward_normalizer(rewards, terminated | truncated)
                 buffer.add(t, obs, state, starts, ~resets, step.actions, step.log_prob, step.values)
                 buffer.add_outcome(t, rewards, terminated, truncated)
-                self.episode_stats.record(infos)
+                record_successes(infos, self.successes)
                 starts, resets = resets, terminated | truncated  # a reset step returns a first obs
                 self._state = step.state
                 self._last_obs = next_obs
@@ -358,22 +326,13 @@ class RecurrentPPO:
         lr = self._learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        seqs = split_sequences(buffer.episode_starts.cpu().numpy(), cfg.sequence_len)
-        learn = buffer.valid.cpu().numpy().reshape(-1)
         stats: dict[str, list[torch.Tensor]] = {
             k: [] for k in ("pg", "vf", "ent", "kl", "clip", "grad")
         }
-        whole: list[TrainingBatch] = []  # the rollout as one minibatch, when it fits in one
         last_loss: torch.Tensor | None = None
         continue_training = True
         for epoch in range(cfg.n_epochs):
-            groups = pack(seqs.length, cfg.batch_size, self.generator)
-            if len(groups) == 1:
-                # A single minibatch is the same set of sequences at every epoch: prepare it once.
-                whole = whole or [self._training_batch(buffer, seqs, groups[0], learn)]
-                batches = whole
-            else:
-                batches = [self._training_batch(buffer, seqs, g, learn) for g in groups]
+            batches = buffer.minibatches(cfg.batch_size, self.generator, cfg.normalize_advantage)
             for batch in batches:
                 self._check_stop()
                 if batch.advantages.numel() == 0:
@@ -447,32 +406,23 @@ class RecurrentPPO:
             logs["train/std"] = self.policy.action_head.log_std.detach().exp().mean().item()
         return logs
 
-    def _training_batch(
-        self, buffer: RolloutBuffer, seqs: Sequences, chosen: np.ndarray, learn: np.ndarray
-    ) -> TrainingBatch:
-        """Everything one minibatch of sequences `chosen` needs, gathered from the rollout."""
-        mb = make_minibatch(seqs, chosen, self.config.n_envs, learn, self.device)
-        data = buffer.gather(mb.steps)
-        advantages = data["advantages"]
-        if self.config.normalize_advantage and advantages.numel() > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        return TrainingBatch(
-            observations=buffer.observations_at(mb.index),
-            state=buffer.initial_states(mb.first),
-            rows=mb.rows,
-            actions=data["actions"],
-            log_probs=data["log_probs"],
-            values=data["values"],
-            advantages=advantages,
-            returns=data["returns"],
-        )
-
     def _log_iteration(self, start: float, collect_time: float) -> None:
         elapsed = time.perf_counter() - start
-        self.logs.update(self.episode_stats.summary())
+        self.logs.update(self.episode_summary())
         self.logs["time/fps"] = self.config.rollout_size / max(elapsed, 1e-9)
         self.logs["time/collect_fraction"] = collect_time / max(elapsed, 1e-9)
         self.log_scalars(self.logs)
+
+    def episode_summary(self) -> dict[str, float]:
+        """SB3's `rollout/` means over the last 100 finished episodes (none before the first)."""
+        out: dict[str, float] = {}
+        stats = self.episode_statistics
+        if stats is not None and stats.return_queue:
+            out["rollout/ep_rew_mean"] = float(np.mean(stats.return_queue))
+            out["rollout/ep_len_mean"] = float(np.mean(stats.length_queue))
+        if self.successes:
+            out["rollout/success_rate"] = float(np.mean(self.successes))
+        return out
 
     def log_scalars(self, scalars: dict[str, float]) -> None:
         """Write scalars to TensorBoard at the current step (no-op without `tensorboard_log`)."""
@@ -539,47 +489,164 @@ class RecurrentPPO:
         return env_actions, tuple(step.state.cpu().numpy())
 
     # ---------------------------------------------------------------------- saving, loading ---
-    # What a checkpoint holds, and how it is put back, lives in `agent.checkpoint`.
+    # The file and its metadata are `agent.algorithm.checkpoint`'s; the state is the model's.
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write a checkpoint (atomically) with everything needed to predict and to resume;
         `extra` is JSON-able data of the caller's (train.py keeps its schedule there)."""
-        return checkpoint.save_checkpoint(checkpoint.model_payload(self, extra), path)
+        meta = checkpoint.metadata(
+            self.config, self.env_spec, self.observation_space, self.action_space, extra
+        )
+        return checkpoint.save_checkpoint({**meta, **self.training_state()}, path)
 
     def training_state(self) -> dict[str, Any]:
-        """Everything that training changes, as data (see `checkpoint.training_state`)."""
-        return checkpoint.training_state(self)
+        """Everything that training changes, as data: weights, optimizer, counters, random
+        streams, normalisers, the device trained on and (when the env can save its state) where
+        the rollout stands. `load_training_state` puts it back. The tensors may share memory
+        with the model."""
+        state: dict[str, Any] = {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "num_timesteps": self.num_timesteps,
+            "total_timesteps": self.total_timesteps,
+            "n_updates": self.n_updates,
+            "adaptive_lr": self.adaptive_lr,
+            "device": self.device.type,
+            "torch_rng": torch.get_rng_state(),
+            "generator_rng": self.generator.get_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        if self.obs_normalizer is not None:
+            state["obs_normalizer"] = self.obs_normalizer.state_dict()
+        if self.reward_normalizer is not None:
+            state["reward_normalizer"] = self.reward_normalizer.state_dict()
+        rollout = self._rollout_state()
+        if rollout is not None:
+            state["rollout"] = rollout
+        return state
 
     def load_training_state(self, state: dict[str, Any], restore_rollout: bool = True) -> None:
-        """Put back what `training_state` returned (see `checkpoint.load_training_state`)."""
-        checkpoint.load_training_state(self, state, restore_rollout)
+        """Put back what `training_state` returned (with the rollout's position when
+        `restore_rollout` and it was saved). Raises KeyError, ValueError, TypeError or
+        RuntimeError when it does not fit this model."""
+        saved = checkpoint.with_image_ranges(self.policy.state_dict(), state["policy"])
+        self.policy.load_state_dict(saved)
+        self.params.attach()
+        self.optimizer.load_state_dict(self.params.optimizer_state(state["optimizer"]))
+        self.num_timesteps = int(state["num_timesteps"])
+        self.total_timesteps = int(state["total_timesteps"])
+        self.n_updates = int(state["n_updates"])
+        # Checkpoints from before the adaptive schedule start it afresh.
+        self.adaptive_lr = float(state.get("adaptive_lr", self.config.learning_rate))
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.generator.set_state(state["generator_rng"])
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.load_state_dict(state["obs_normalizer"])
+        if self.reward_normalizer is not None:
+            self.reward_normalizer.load_state_dict(state["reward_normalizer"])
+        if restore_rollout and "rollout" in state:
+            self._restore_rollout_state(state["rollout"])
+
+    def _rollout_state(self) -> dict[str, Any] | None:
+        """Where the envs and the memory stand between two rollouts, when the env can save its
+        state (see `agent.environment.env_state`); None otherwise."""
+        if self.env is None or self._last_obs is None:
+            return None
+        env_state = get_env_state(self.env)
+        if env_state is None:
+            return None
+        stats = self.episode_statistics
+        return {
+            "env": env_state,
+            "last_obs": tree_map(lambda x: torch.as_tensor(np.asarray(x)), self._last_obs),
+            "memory": self._state.cpu(),
+            "episode_start": self._episode_start.cpu(),
+            "reset_step": self._reset_step.cpu(),
+            "episode_returns": torch.tensor(list(stats.return_queue), dtype=torch.float64),
+            "episode_lengths": torch.tensor(list(stats.length_queue), dtype=torch.int64),
+            "episode_successes": torch.tensor(list(self.successes), dtype=torch.float64),
+        }
+
+    def _restore_rollout_state(self, rollout: dict[str, Any]) -> None:
+        """Undo `_rollout_state`: the next `learn(reset_num_timesteps=False)` goes on from here."""
+        set_env_state(self.env, rollout["env"])
+        self._last_obs = tree_map(lambda x: x.numpy(), rollout["last_obs"])
+        self._state = rollout["memory"].to(self.device)
+        self._episode_start = rollout["episode_start"].to(self.device)
+        self._reset_step = rollout["reset_step"].to(self.device)
+        stats = self.episode_statistics
+        for window, saved in (
+            (stats.return_queue, rollout["episode_returns"]),
+            (stats.length_queue, rollout["episode_lengths"]),
+            (self.successes, rollout["episode_successes"]),
+        ):
+            window.clear()
+            window.extend(saved.tolist())
 
     @classmethod
     def load(
         cls,
         path: str | Path,
         env: str | VectorEnv | None = None,
-        device: str = "auto",
+        device: str | None = None,
         tensorboard_log: str | Path | None = None,
         env_overrides: dict[str, Any] | None = None,
     ) -> RecurrentPPO:
-        """Load a checkpoint onto `device`.
+        """Load a checkpoint onto `device` (None: the device it was trained on).
 
         `env`: None for a model that only predicts; "recorded" to rebuild the env the checkpoint
         was trained on (its id, kwargs and wrappers; `env_overrides` update the kwargs); a
-        Gymnasium id or a VectorEnv to continue on another one with the same spaces. Raises
+        Gymnasium id or a VectorEnv to continue on another one with the same spaces. The saved
+        episodes continue only on the env they were saved from, unchanged. Raises
         `CheckpointError` (or `EnvError`) with one line on any problem.
         """
-        return checkpoint.load_model(cls, path, env, device, tensorboard_log, env_overrides)
-
-
-def _has_episode_statistics(env: VectorEnv) -> bool:
-    while True:
-        if isinstance(env, RecordEpisodeStatistics):
-            return True
-        if not hasattr(env, "env"):
-            return False
-        env = env.env
+        payload = checkpoint.load_checkpoint(path)
+        meta = checkpoint.read_metadata(payload, path)
+        config = meta.config
+        # Checkpoints from before the device was saved were all trained on the CPU.
+        config.device = device or str(payload.get("device", "cpu"))
+        kwargs = {**(meta.env_spec.get("kwargs") or {}), **(env_overrides or {})}
+        wrappers = meta.env_spec.get("wrappers") or []
+        env_is_recorded = env == "recorded"
+        if env_is_recorded:
+            if not meta.env_spec.get("id"):
+                raise checkpoint.CheckpointError(
+                    f"{path} does not record which env it was trained on"
+                )
+            env = meta.env_spec["id"]
+        model = cls(
+            env,
+            config,
+            env_kwargs=kwargs,
+            wrappers=wrappers,
+            tensorboard_log=tensorboard_log,
+            observation_space=meta.observation_space,
+            action_space=meta.action_space,
+        )
+        spaces_found = (model.observation_space, model.action_space)
+        if spaces_found != (meta.observation_space, meta.action_space):
+            raise EnvError(
+                f"the env's spaces {spaces_found} differ from the checkpoint's "
+                f"({meta.observation_space}, {meta.action_space})"
+            )
+        if env is None or isinstance(env, str):
+            env_id = env if isinstance(env, str) else meta.env_spec.get("id")
+            model.env_spec = {"id": env_id, "kwargs": kwargs, "wrappers": wrappers}
+        try:
+            model.load_training_state(
+                payload, restore_rollout=env_is_recorded and not env_overrides
+            )
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            model.close()
+            raise checkpoint.CheckpointError(
+                f"{path}: the training state does not fit ({first})"
+            ) from None
+        model.checkpoint_extra = meta.extra
+        return model
 
 
 def _progress_bar(total: int, initial: int) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-SCHEDULES = ("constant", "linear", "adaptive")
 ADAPT_FACTOR = 1.5
 """How much an `adaptive` rate shrinks or grows after one update."""
 LEAST_FRACTION = 0.01

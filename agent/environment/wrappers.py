@@ -12,12 +12,34 @@ Specs are plain data (strings and dicts), so checkpoints and `config.yaml` hold 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
 
-from agent.vec_env import EnvError, load_callable
+
+class EnvError(ValueError):
+    """The environment cannot be made or used: unknown id, bad kwargs, wrong autoreset mode."""
+
+
+def load_callable(target: str) -> Callable[..., Any]:
+    """Import `module:attribute` (e.g. a wrapper class) and return the attribute."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise EnvError(f"expected 'module:Callable', got {target!r}")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as e:
+        raise EnvError(f"cannot import module {module_name!r} for {target!r}: {e}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise EnvError(f"module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise EnvError(f"{target!r} is not callable")
+    return obj
+
 
 WrapperSpec = str | dict[str, dict[str, Any]]
 """`"module:Callable"` or `{"module:Callable": {kwarg: value, ...}}`."""

@@ -17,8 +17,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from agent.vec_env import EnvError, check_env_id
-from agent.wrappers import load_wrappers
+from agent.environment.vec_env import EnvError, check_env_id
+from agent.environment.wrappers import load_wrappers
 
 SUCCESS_KEYS = ("success", "is_success")
 """Info keys read on an episode's last step to decide whether it succeeded."""

@@ -21,48 +21,41 @@ import torch
 from gymnasium.vector import VectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
+from agent.environment.vec_env import find_layer, layers
+
 STAT_FIELDS = ("episode_returns", "episode_lengths", "prev_dones")
-
-
-def _layers(env: VectorEnv) -> list[Any]:
-    layers = [env]
-    while hasattr(layers[-1], "env"):
-        layers.append(layers[-1].env)
-    return layers
 
 
 def get_env_state(env: VectorEnv) -> dict[str, Any] | None:
     """Checkpoint data for `env` (tensors and a JSON string), or None if it cannot be saved."""
-    layers = _layers(env)
-    inner = layers[-1]
+    chain = layers(env)
+    inner = chain[-1]
     if not callable(getattr(inner, "get_state", None)):
         return None
     state = inner.get_state()
     arrays = {f"env.{k}": torch.as_tensor(np.asarray(v)) for k, v in state["arrays"].items()}
     meta: dict[str, Any] = {"rng": state["rng"]}
-    for layer in layers:
-        if isinstance(layer, RecordEpisodeStatistics):
-            for name in STAT_FIELDS:
-                arrays[f"stats.{name}"] = torch.as_tensor(np.asarray(getattr(layer, name)))
-            meta["episode_count"] = int(layer.episode_count)
-            break
+    stats = find_layer(env, RecordEpisodeStatistics)
+    if stats is not None:
+        for name in STAT_FIELDS:
+            arrays[f"stats.{name}"] = torch.as_tensor(np.asarray(getattr(stats, name)))
+        meta["episode_count"] = int(stats.episode_count)
     # The generator state holds 128-bit integers: JSON keeps them exact.
     return {"arrays": arrays, "meta": json.dumps(meta)}
 
 
 def set_env_state(env: VectorEnv, data: dict[str, Any]) -> None:
     """Restore what `get_env_state` saved; ValueError when it does not fit this env."""
-    layers = _layers(env)
-    inner = layers[-1]
+    chain = layers(env)
+    inner = chain[-1]
     if not callable(getattr(inner, "set_state", None)):
         raise ValueError(f"{type(inner).__name__} cannot restore a saved env state")
     meta = json.loads(data["meta"])
     arrays = {k: v.numpy() for k, v in data["arrays"].items()}
     env_arrays = {k[4:]: v for k, v in arrays.items() if k.startswith("env.")}
     inner.set_state({"arrays": env_arrays, "rng": meta["rng"]})
-    for layer in layers:
-        if isinstance(layer, RecordEpisodeStatistics) and "episode_count" in meta:
-            for name in STAT_FIELDS:
-                setattr(layer, name, arrays[f"stats.{name}"].copy())
-            layer.episode_count = meta["episode_count"]
-            break
+    stats = find_layer(env, RecordEpisodeStatistics)
+    if stats is not None and "episode_count" in meta:
+        for name in STAT_FIELDS:
+            setattr(stats, name, arrays[f"stats.{name}"].copy())
+        stats.episode_count = meta["episode_count"]

@@ -1,5 +1,5 @@
 """What a run folder's `config.yaml` holds, written the same way by `train.py` and by every trial
-of `tune.py`, so that a trial's folder is an ordinary run folder (see `agent.callbacks`)."""
+of `tune.py`, so that a trial's folder is an ordinary run folder (see `agent.run.callbacks`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from agent.callbacks import RunPaths
+from agent.algorithm.ppo import RecurrentPPO
 from agent.config import PPOConfig
-from agent.ppo import RecurrentPPO
+from agent.run.callbacks import RunPaths
 
 
 def write_config(paths: RunPaths, model: RecurrentPPO, total_timesteps: int) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from agent.peephole import PeepholeLSTM
+from agent.networks.peephole import PeepholeLSTM
 
 
 def reset_state(state: torch.Tensor, episode_start: torch.Tensor) -> torch.Tensor:
@@ -154,7 +154,7 @@ class RecurrentCore(nn.Module):
         [S, layers, B, G * H]. Returns the outputs [B, G * H] and the next state.
 
         The reference step, a sequence of one step through the modules; the fast path's fused
-        LSTM step (`agent.fast_path.lstm_step`) must equal it.
+        LSTM step (`agent.networks.fast_path.lstm_step`) must equal it.
         """
         out, state = self(x.unsqueeze(0), state)
         return out[0], state

@@ -112,22 +112,3 @@ def make_minibatch(
         rows=torch.as_tensor(rows, device=device),
         steps=torch.as_tensor(index.reshape(-1)[rows], device=device),
     )
-
-
-def minibatches(
-    seqs: Sequences,
-    n_envs: int,
-    batch_size: int,
-    generator: torch.Generator | None,
-    learn: np.ndarray | None = None,
-    device: torch.device | str = "cpu",
-) -> list[Minibatch]:
-    """One epoch's minibatches: `pack` the sequences, then pad each group (`make_minibatch`).
-
-    `learn` [T, E] marks the steps to learn from (all when None).
-    """
-    flat_learn = np.ones(int(seqs.length.sum()), dtype=bool) if learn is None else learn.reshape(-1)
-    return [
-        make_minibatch(seqs, group, n_envs, flat_learn, device)
-        for group in pack(seqs.length, batch_size, generator)
-    ]

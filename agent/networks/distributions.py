@@ -12,7 +12,7 @@ from gymnasium import spaces
 from torch import nn
 from torch.distributions import Bernoulli, Normal
 
-from agent.encoders import UnsupportedSpaceError
+from agent.networks.encoders import UnsupportedSpaceError
 
 
 class ActionDistribution:

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.cli import UsageError, build_config, read_yaml
 from agent.config import ConfigError, PPOConfig
+from agent.run.cli import UsageError, build_config, read_yaml
 
 ARITY = {"uniform": 2, "loguniform": 2, "quniform": 3, "randint": 2, "choice": None}
 """The distributions a space may use, with how many numbers each takes (choice: any)."""

@@ -11,10 +11,10 @@ from gymnasium import spaces
 from torch import nn
 
 from agent.config import PPOConfig
-from agent.distributions import ActionDistribution, ActionHead
-from agent.encoders import make_encoder
-from agent.observations import Obs
-from agent.recurrent import RecurrentCore
+from agent.networks.distributions import ActionDistribution, ActionHead
+from agent.networks.encoders import make_encoder
+from agent.networks.observations import Obs
+from agent.networks.recurrent import RecurrentCore
 
 
 class PolicyStep(NamedTuple):
@@ -41,7 +41,7 @@ def mlp(input_size: int, hidden: list[int], activation: str = "tanh") -> tuple[n
 class RecurrentActorCritic(nn.Module):
     """Actor-critic with LSTM/GRU memory over any supported observation and action space.
 
-    The recurrent state is one tensor [S, layers, B, G * H] (see `agent.recurrent`): with
+    The recurrent state is one tensor [S, layers, B, G * H] (see `agent.networks.recurrent`): with
     `shared_lstm` actor and critic read the same G = 1 core; otherwise the actor owns the first
     H units and the critic the last H, two independent networks run in one call.
     """
@@ -63,7 +63,9 @@ class RecurrentActorCritic(nn.Module):
         )
         self.pi_mlp, pi_size = mlp(self.hidden_size, config.net_arch, config.activation_fn)
         self.vf_mlp, vf_size = mlp(self.hidden_size, config.net_arch, config.activation_fn)
-        self.activation = ACTIVATIONS[config.activation_fn]()  # agent.fast_path's fused heads
+        self.activation = ACTIVATIONS[
+            config.activation_fn
+        ]()  # agent.networks.fast_path's fused heads
         self.action_head = ActionHead(action_space, pi_size, config.log_std_init)
         self.value_head = nn.Linear(vf_size, 1)
         if config.ortho_init:
@@ -127,7 +129,7 @@ class RecurrentActorCritic(nn.Module):
         """Act for one step of a batch [B, ...] from `state` (already reset where episodes start):
         sample (or, deterministic, take the mode of) the actions and advance the state.
 
-        The reference step; a rollout on the fast path runs `agent.fast_path.FusedPolicy.step`,
+        The reference step; a rollout on the fast path runs `agent.networks.fast_path.FusedPolicy.step`,
         which must equal it.
         """
         out, state = self.core.step(self.encoder(obs), state)

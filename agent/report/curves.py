@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from agent.figures import check_figure_path
+from agent.report.figures import check_figure_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -18,9 +18,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agent.figures import check_figure_path
-from agent.observations import tree_map
-from agent.peephole import PeepholeLSTM
+from agent.networks.observations import tree_map
+from agent.networks.peephole import PeepholeLSTM
+from agent.report.figures import check_figure_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure, SubFigure

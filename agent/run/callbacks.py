@@ -23,9 +23,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agent.evaluation import evaluate_recorded_env
-from agent.introspection import figure_rgb, has_lstm_core, memory_figure, trace_episode
-from agent.ppo import RecurrentPPO
+from agent.algorithm.ppo import RecurrentPPO
+from agent.report.introspection import figure_rgb, has_lstm_core, memory_figure, trace_episode
+from agent.run.evaluation import evaluate_recorded_env
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -23,6 +23,9 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 import envs as _memory_envs  # noqa: F401  (registers the Memory/ suite)
 from agent.config import VEC_ENVS
+from agent.environment.wrappers import EnvError, load_wrappers
+
+T = TypeVar("T")
 
 ASYNC_ROUND_TRIP_S = 100e-6
 """Extra wall time per copy and step that `AsyncVectorEnv` costs over `SyncVectorEnv`: sending
@@ -33,28 +36,6 @@ machine was shared; `benchmarks/vector_env_speed.py --step-cost-ms 0` gave 214 u
 
 _MODES = {"native": "vector_entry_point", "sync": "sync", "async": "async"}
 """`vec_env` values and Gymnasium's names for them."""
-
-
-class EnvError(ValueError):
-    """The environment cannot be made or used: unknown id, bad kwargs, wrong autoreset mode."""
-
-
-def load_callable(target: str) -> Callable[..., Any]:
-    """Import `module:attribute` (e.g. a wrapper class) and return the attribute."""
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise EnvError(f"expected 'module:Callable', got {target!r}")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as e:
-        raise EnvError(f"cannot import module {module_name!r} for {target!r}: {e}") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise EnvError(f"module {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise EnvError(f"{target!r} is not callable")
-    return obj
 
 
 def check_env_id(env_id: str) -> None:
@@ -90,8 +71,6 @@ def make_vec_env(
         raise EnvError(f"vec_env must be one of {', '.join(VEC_ENVS)}, got {vec_env!r}")
     check_env_id(env_id)
     kwargs = dict(env_kwargs or {})
-    from agent.wrappers import load_wrappers  # it imports this module
-
     wrapper_fns = load_wrappers(wrappers)
     spec = gym.spec(env_id.rpartition(":")[2])
     if vec_env == "native" and not spec.vector_entry_point:
@@ -193,6 +172,19 @@ def auto_vec_env(
     with make_env() as env:
         step_s = seconds_per_step(env)
     return "async" if step_s > async_threshold(cpus) else "sync"
+
+
+def layers(env: Any) -> list[Any]:
+    """`env` and every env it wraps, outermost first (each wrapper's `env` attribute)."""
+    chain = [env]
+    while hasattr(chain[-1], "env"):
+        chain.append(chain[-1].env)
+    return chain
+
+
+def find_layer(env: Any, cls: type[T]) -> T | None:
+    """The outermost layer of `env` that is a `cls`, or None."""
+    return next((layer for layer in layers(env) if isinstance(layer, cls)), None)
 
 
 def check_autoreset(env: VectorEnv) -> None:
