@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
-import itertools
 import shlex
 import sys
 import traceback
@@ -20,15 +19,15 @@ from agent import CheckpointError, NumericalError, RecurrentPPO
 from agent.run.callbacks import GracefulInterrupt, RunPaths, TrainingCallback
 from agent.run.cli import (
     UsageError,
-    config_overrides,
     default_run_dir,
     one_line,
+    refuse_settings_on_resume,
     resolve_schedule,
     resolve_settings,
     run_script,
     train_parser,
 )
-from agent.run.run_folder import write_config
+from agent.run.run_folder import claim_new_folder, write_config
 
 
 @dataclasses.dataclass
@@ -93,16 +92,7 @@ def claim_run_dir(run_dir: Path | None, env_id: str, seed: int) -> RunPaths:
         except FileExistsError:
             _refuse_a_used_folder(paths, taken=True)
         return paths
-    base = default_run_dir(env_id, seed)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for n in itertools.count(1):
-        root = base if n == 1 else base.with_name(f"{base.name}-{n}")
-        try:
-            root.mkdir()
-        except FileExistsError:
-            continue
-        return RunPaths(root)
-    raise AssertionError("unreachable")
+    return RunPaths(claim_new_folder(default_run_dir(env_id, seed)))
 
 
 def _refuse_a_used_folder(paths: RunPaths, taken: bool = False) -> None:
@@ -113,27 +103,18 @@ def _refuse_a_used_folder(paths: RunPaths, taken: bool = False) -> None:
         )
 
 
+RESUME_OPTIONS = {
+    "resume", "total_timesteps", "device", "checkpoint_freq", "eval_freq", "eval_episodes",
+    "log_memory", "progress",
+}  # fmt: skip
+"""What `--resume` may be given besides the run: everything else is the run's own setting."""
+
+
 def resume_run(args: argparse.Namespace) -> Run:
     """Load `checkpoints/last.pt` of a run folder (or the given checkpoint) with the env it
     records; `--total-timesteps` may raise the target."""
     _check_run_options(args)
-    given = [
-        flag
-        for flag, value in (
-            ("--env", args.env),
-            ("--env-kwargs", args.env_kwargs),
-            ("--wrapper", args.wrappers),
-            ("--config", args.config),
-            ("--run-dir", args.run_dir),
-        )
-        if value is not None
-    ]
-    given += ["--" + k.replace("_", "-") for k in config_overrides(args) if k != "device"]
-    if given:
-        raise UsageError(
-            f"{', '.join(given)} cannot be changed on --resume: the run's settings are in its "
-            "checkpoint (only --total-timesteps, --device and the checkpoint/eval options can)"
-        )
+    refuse_settings_on_resume(args, train_parser(), RESUME_OPTIONS, "the run's checkpoint")
     path = Path(args.resume)
     checkpoint = RunPaths(path).last if path.is_dir() else path
     if path.is_dir() and not checkpoint.exists() and RunPaths(path).model.exists():
@@ -272,7 +253,7 @@ def train(run: Run, args: argparse.Namespace) -> int:
 
 def _raised_in_env(error: BaseException) -> bool:
     """Did the exception come out of an env's `step`/`reset` (code outside this package)?"""
-    agent_dir = str(Path(__file__).resolve().parent / "agent")  # the whole package, sub-packages too
+    agent_dir = str(Path(__file__).resolve().parent / "agent")  # sub-packages included
     frames = traceback.extract_tb(error.__traceback__)
     return any(
         f.name in ("step", "reset") and not str(Path(f.filename).resolve()).startswith(agent_dir)

@@ -1,4 +1,17 @@
-"""Recurrent PPO: an LSTM/GRU actor-critic trained with PPO on whole sequences."""
+"""Recurrent PPO: an LSTM/GRU actor-critic trained with PPO on whole sequences.
+
+The package in reading order, each folder importing only the ones above it:
+
+- `config.py`: `PPOConfig`, every hyperparameter with its meaning.
+- `networks/`: observation encoders, recurrent cores, action distributions, the actor-critic
+  (`policy.py`) and its fused inference path (`fast_path.py`).
+- `environment/`: vector envs from Gymnasium ids, wrappers named in a config, env state as data.
+- `algorithm/`: `gae.py`, `losses.py`, `sequences.py` and `buffer.py` (the rollout and its
+  minibatches), then `ppo.py`: `RecurrentPPO`, collect -> advantages -> update -> log.
+- `report/`: statistics, learning curves from TensorBoard logs, memory figures.
+- `run/`: what `train.py` and `evaluate.py` do: flags and presets, callbacks, evaluation.
+- `tune/`: what `tune.py` does: seeds and sweeps as Ray Tune experiments.
+"""
 
 from agent.algorithm.checkpoint import CheckpointError
 from agent.algorithm.ppo import NumericalError, RecurrentPPO

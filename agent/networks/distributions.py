@@ -159,11 +159,3 @@ class ActionHead(nn.Module):
         if isinstance(self.space, spaces.MultiDiscrete):
             return actions + self.space.start
         return actions.astype(self.space.dtype)
-
-    def from_env(self, actions: torch.Tensor) -> torch.Tensor:
-        """The inverse of the offset in `to_env`, for actions given by a user (not clipped)."""
-        if isinstance(self.space, spaces.Discrete) and int(self.space.start) != 0:
-            return actions - int(self.space.start)
-        if isinstance(self.space, spaces.MultiDiscrete):
-            return actions - torch.as_tensor(self.space.start, device=actions.device)
-        return actions

@@ -232,6 +232,25 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type = PPOConfig) -> 
             )
 
 
+def refuse_settings_on_resume(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, allowed: set[str], kept_in: str
+) -> None:
+    """Raise `UsageError` naming every flag given besides the argument names in `allowed`:
+    a resumed run or experiment keeps the settings it recorded in `kept_in`."""
+    defaults = vars(parser.parse_args([]))
+    given = [
+        "--wrapper" if key == "wrappers" else flag_name(key)
+        for key, value in vars(args).items()
+        if key not in allowed and value != defaults.get(key)
+    ]
+    if given:
+        can = ", ".join(flag_name(key) for key in sorted(allowed - {"resume"}))
+        raise UsageError(
+            f"{', '.join(given)} cannot be changed on --resume: the settings are in {kept_in} "
+            f"(only {can} can be given)"
+        )
+
+
 def config_overrides(args: argparse.Namespace, cls: type = PPOConfig) -> dict[str, Any]:
     """The dataclass fields given on the command line, by field name."""
     return {

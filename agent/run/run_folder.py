@@ -3,7 +3,9 @@ of `tune.py`, so that a trial's folder is an ordinary run folder (see `agent.run
 
 from __future__ import annotations
 
+import itertools
 import os
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -30,6 +32,21 @@ def write_config(paths: RunPaths, model: RecurrentPPO, total_timesteps: int) -> 
     tmp = paths.config.with_name(f".{paths.config.name}.tmp")
     tmp.write_text(yaml.safe_dump(record, sort_keys=False))
     os.replace(tmp, paths.config)
+
+
+def claim_new_folder(base: Path) -> Path:
+    """Create `base` (and its parents) and return it; when another run took that name (one
+    started in the same second), `base-2`, `base-3`, ... `mkdir` either creates a folder or
+    fails, so two runs never share one."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable")
 
 
 def plain(value: Any) -> Any:

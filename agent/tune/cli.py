@@ -16,6 +16,7 @@ from agent.run.cli import (
     Parser,
     UsageError,
     one_line,
+    refuse_settings_on_resume,
     resolve_schedule,
     resolve_settings,
     train_parser,
@@ -287,18 +288,8 @@ def claim_folder(args: argparse.Namespace, env_id: str, kind: str) -> Path:
 def plan_resume(args: argparse.Namespace) -> Experiment:
     """The experiment `--resume EXP` continues, as its `experiment.yaml` records it. Only
     `--address` and `--plot` may be given besides: the trials' settings cannot change."""
-    defaults = vars(tune_parser().parse_args([]))
     allowed = {"resume", "address", "plot", "progress"}
-    given = [
-        "--" + ("wrapper" if key == "wrappers" else key.replace("_", "-"))
-        for key, value in vars(args).items()
-        if key not in allowed and value != defaults.get(key)
-    ]
-    if given:
-        raise UsageError(
-            f"{', '.join(given)} cannot be changed on --resume: the experiment's settings are "
-            "in its experiment.yaml (only --address and --plot can be given)"
-        )
+    refuse_settings_on_resume(args, tune_parser(), allowed, f"its {PLAN_FILE}")
     check_address(args.address)
     path = Path(args.resume).resolve()
     if not (path / PLAN_FILE).is_file() or not tune.Tuner.can_restore(str(path / RAY_DIR)):

@@ -35,7 +35,7 @@ from agent.algorithm.ppo import RecurrentPPO
 from agent.config import ConfigError, PPOConfig
 from agent.run.callbacks import RunPaths, TrainingCallback
 from agent.run.cli import UsageError, one_line, sanitize
-from agent.run.run_folder import plain, write_config
+from agent.run.run_folder import claim_new_folder, plain, write_config
 from agent.tune.search_space import parse_search_space, sampled_config, tune_space
 from agent.tune.trial_table import TrialRow
 
@@ -129,16 +129,7 @@ class Experiment:
 def experiment_folder(storage: Path, env_id: str, kind: str, now: datetime | None = None) -> Path:
     """Claim a new `storage/<env>__<kind>__<YYYYmmdd-HHMMSS>` (`-2`, `-3`, ... when taken)."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    base = storage / f"{sanitize(env_id)}__{kind}__{stamp}"
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path
-    raise FileExistsError(f"no free folder name like {base}")
+    return claim_new_folder(storage / f"{sanitize(env_id)}__{kind}__{stamp}")
 
 
 # ------------------------------------------------------------------------------- trials ---
