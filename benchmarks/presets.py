@@ -11,7 +11,8 @@ interrupted continues with `tune.py --resume`.
 
 The table gives, per preset: the final metric (200 deterministic episodes of each seed's final
 model with `evaluate.py`, as the README's table was measured) as mean, standard deviation and
-95% bootstrap interval over the seeds; how many seeds end at the goal; the time to the goal (the
+95% t-interval of the mean over the seeds (`agent.report.stats.t_interval`: wide at few seeds,
+and it may reach past a rate's [0, 1]); how many seeds end at the goal; the time to the goal (the
 first periodic evaluation, 20 episodes every 20k steps by default, at or above it: steps, and
 wall-clock seconds since the run opened its TensorBoard file, evaluations
 included), as a median over the seeds that reached it; each trial's training time; and the
@@ -150,7 +151,7 @@ def table(out: Path, names: list[str]) -> str:
     """The Markdown table of the presets in `names` that have results in `out`."""
     walls = json.loads((out / WALLS).read_text()) if (out / WALLS).is_file() else {}
     lines = [
-        "| preset | goal | final: mean ± std (95% CI) | seeds at goal at the end | "
+        "| preset | goal | final: mean ± std (95% t-interval) | seeds at goal at the end | "
         "time to goal, median (steps) | training per seed, median | experiment wall |",
         "|---|---|---|---|---|---|---|",
     ]

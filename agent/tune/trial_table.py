@@ -1,7 +1,7 @@
 """The results of an experiment's trials as one table: a row per trial (its sampled settings,
 final metric, steps, wall time), and for repetitions of one config over seeds, the mean, the
-standard deviation and a 95% bootstrap confidence interval of the mean. Printed, and written as
-CSV. Plain data in, plain text out: nothing here knows about Ray."""
+standard deviation and the 95% t-interval of the mean (`agent.report.stats`). Printed, and written
+as CSV. Plain data in, plain text out: nothing here knows about Ray."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-BOOTSTRAP_SAMPLES = 10_000
+from agent.report.stats import t_interval
+
 RESULTS_CSV = "results.csv"
 """The name of `write_csv`'s table in an experiment folder."""
 INTERRUPTED = ("unfinished", "not started")
@@ -42,8 +43,8 @@ class TrialRow:
 
 @dataclass(frozen=True)
 class Aggregate:
-    """Summary of the final metric over `n` seeds: the 95% interval is a percentile bootstrap
-    of the mean (std and the interval are NaN for a single seed)."""
+    """Summary of the final metric over `n` seeds: `low`, `high` are the 95% Student-t
+    interval of the mean (std and the interval are NaN for a single seed)."""
 
     n: int
     mean: float
@@ -52,17 +53,15 @@ class Aggregate:
     high: float
 
 
-def aggregate(values: Sequence[float], seed: int = 0) -> Aggregate:
-    """Mean, sample standard deviation (ddof=1), and the 2.5th and 97.5th percentiles of the
-    means of `BOOTSTRAP_SAMPLES` resamples (with replacement, `seed`ed) of `values`."""
+def aggregate(values: Sequence[float]) -> Aggregate:
+    """Mean, sample standard deviation (ddof=1) and the 95% t-interval of the mean of
+    `values` (`agent.report.stats.t_interval`)."""
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:
         raise ValueError("no values to aggregate")
     if x.size == 1:
         return Aggregate(1, float(x[0]), math.nan, math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(BOOTSTRAP_SAMPLES, x.size))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
+    low, high = t_interval(x, confidence=0.95)
     return Aggregate(int(x.size), float(x.mean()), float(x.std(ddof=1)), float(low), float(high))
 
 
@@ -87,12 +86,13 @@ def write_csv(
     rows: Sequence[TrialRow], metric: str, path: Path, summary: Aggregate | None = None
 ) -> Path:
     """`trial, status, <params...>, <metric>, steps, wall_time_s, restarts, path`; with a
-    `summary`, a last row `mean` with the mean in the metric column and std, ci95_low,
-    ci95_high in columns of their own."""
+    `summary`, a last row `mean` with the mean in the metric column and n, std, t95_low,
+    t95_high (the 95% t-interval) in columns of their own. Tables written before the t-interval
+    named a percentile bootstrap interval ci95_low, ci95_high: the names tell the two apart."""
     params = list(dict.fromkeys(k for row in rows for k in row.params))
     header = ["trial", "status", *params, metric, "steps", "wall_time_s", "restarts", "path"]
     if summary is not None:
-        header += ["n", "std", "ci95_low", "ci95_high"]
+        header += ["n", "std", "t95_low", "t95_high"]
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, header, restval="")
         writer.writeheader()
@@ -116,8 +116,8 @@ def write_csv(
                     metric: summary.mean,
                     "n": summary.n,
                     "std": summary.std,
-                    "ci95_low": summary.low,
-                    "ci95_high": summary.high,
+                    "t95_low": summary.low,
+                    "t95_high": summary.high,
                 }
             )
     return path
@@ -165,7 +165,7 @@ def format_table(rows: Sequence[TrialRow], metric: str, summary: Aggregate | Non
     ]
     if summary is not None:
         spread = (
-            f", std {summary.std:.3g}, 95% bootstrap CI [{summary.low:.3g}, {summary.high:.3g}]"
+            f", std {summary.std:.3g}, 95% t-interval [{summary.low:.3g}, {summary.high:.3g}]"
             if summary.n > 1
             else ""
         )
