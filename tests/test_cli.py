@@ -49,6 +49,25 @@ def test_docs_are_read_from_the_source():
     assert docs["gamma"] == "Discount factor."
 
 
+def test_train_help_stays_about_80_lines(monkeypatch):
+    """`train.py --help` is a manual, not a lab notebook: about 80 lines at 80 columns (85 leaves
+    room for a flag or two), each flag what it does and when to change it; the measurements
+    behind the defaults live in RESULTS.md."""
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = train_parser().format_help().splitlines()
+    assert len(lines) <= 85, f"train.py --help has {len(lines)} lines"
+    assert max(map(len, lines)) <= 80
+
+
+def test_help_shows_each_hyperparameter_with_its_default(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    help_text = train_parser().format_help()
+    assert help_text.startswith("usage: train.py [options]\n")
+    for shown in ("--gamma 0.99", "--target-kl none", "--net-arch 64 ...", "--shared-lstm false"):
+        assert shown in help_text
+    assert "(default:" not in help_text.split("hyperparameters:")[1]
+
+
 def test_no_flags_means_no_overrides():
     assert config_overrides(parse()) == {}
 

@@ -92,12 +92,39 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """`--help` that fits a screen or two: the usage line says `[options]` instead of listing
+    every flag again, a repeated value is `N ...`, and a flag's optional value is shown without
+    brackets (the hyperparameters show their defaults there: `--shared-lstm false`)."""
+
+    def __init__(self, prog: str, max_help_position: int = 26, **kwargs: Any) -> None:
+        super().__init__(prog, max_help_position=max_help_position, **kwargs)
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: Any = None) -> None:
+        if usage is None:
+            positionals = [self._format_args(a, a.dest) for a in actions if not a.option_strings]
+            usage = " ".join(["%(prog)s [options]", *positionals])
+        super().add_usage(usage, actions, groups, prefix)
+
+    def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
+        if isinstance(action.metavar, tuple):
+            return super()._format_args(action, default_metavar)
+        metavar = self._metavar_formatter(action, default_metavar)(1)[0]
+        if action.nargs == argparse.ONE_OR_MORE:
+            return f"{metavar} ..."
+        if action.nargs == argparse.OPTIONAL and action.option_strings:
+            return metavar
+        return super()._format_args(action, default_metavar)
+
+
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, `error: ...`, with exit code 2, and that
-    takes no abbreviated flags (`--n-env 4` is an error, not `--n-envs 4`)."""
+    """An ArgumentParser whose errors are one line, `error: ...`, with exit code 2, that
+    takes no abbreviated flags (`--n-env 4` is an error, not `--n-envs 4`), and whose help is
+    compact (`HelpFormatter`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -178,8 +205,18 @@ def flag_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
+def _as_typed(value: Any) -> str:
+    """A default as it is typed on the command line: `true`, `none`, `64 64`, `0.001`."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return str(value)
+
+
 def add_config_flags(parser: argparse.ArgumentParser, cls: type = PPOConfig) -> None:
-    """Add one flag per dataclass field, typed from its annotation, documented by its docstring.
+    """Add one flag per dataclass field, typed from its annotation, documented by its docstring,
+    its default shown where the value goes (`--gamma 0.99`).
 
     bool -> `--x` / `--no-x` / `--x true|false`; `T | None` also takes `none`; `list[T]` takes
     one or more values (`--net-arch 64 64`); everything else is converted with its type.
@@ -187,12 +224,15 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type = PPOConfig) -> 
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     group = parser.add_argument_group(
-        "hyperparameters", "Override the preset's values (PPOConfig fields, SB3 names)."
+        "hyperparameters",
+        "PPOConfig's fields (SB3's names) with their defaults, overriding the preset's. A "
+        "boolean also takes --NAME alone (true) and --no-NAME.",
     )
     for f in dataclasses.fields(cls):
         tp, optional = _unwrap_optional(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        help_text = f"{docs.get(f.name, '')} (default: {default})".replace("%", "%%")
+        help_text = docs.get(f.name, "").replace("%", "%%")
+        metavar = _as_typed(default)
         name = flag_name(f.name)
         if tp is bool:
             group.add_argument(
@@ -202,8 +242,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type = PPOConfig) -> 
                 const=True,
                 type=parse_bool,
                 default=UNSET,
-                metavar="true|false",
-                help=f"{help_text}; also --no-{name[2:]}",
+                metavar=metavar,
+                help=help_text,
             )
             group.add_argument(
                 "--no-" + name[2:],
@@ -221,12 +261,11 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type = PPOConfig) -> 
                 nargs="+",
                 type=_named(item),
                 default=UNSET,
-                metavar="N",
+                metavar=metavar,
                 help=help_text,
             )
         else:
             convert = _optional(_named(tp)) if optional else _named(tp)
-            metavar = tp.__name__.upper() + ("|none" if optional else "")
             group.add_argument(
                 name, dest=f.name, type=convert, default=UNSET, metavar=metavar, help=help_text
             )
@@ -484,25 +523,24 @@ def train_parser(resumable: bool = True) -> Parser:
     """The parser of `train.py`: run options, then one flag per `PPOConfig` field. With
     `resumable` False (a parent parser whose `--resume` takes no settings), the help says
     nothing of what `--resume` does with the run flags."""
-    on_resume = "; on --resume: the run's" if resumable else ""
+    on_resume = " (on --resume: the run's)" if resumable else ""
     parser = Parser(
         prog="train.py",
-        description="Train recurrent PPO on a Gymnasium environment. With no arguments: "
-        f"{DEFAULT_ENV} with a short gap.",
+        description=f"Train recurrent PPO; with no arguments, on {DEFAULT_ENV} with a short gap.",
     )
-    run = parser.add_argument_group("run")
+    run = parser  # under "options", beside --help: a heading fewer in a long help
     run.add_argument(
         "--env",
         default=None,
-        help=f"Gymnasium id, `module:Id` to import a module first (default: the preset's, "
-        f"else {DEFAULT_ENV})",
+        metavar="ID",
+        help="Gymnasium id; `module:Id` imports the module first",
     )
     run.add_argument(
         "--env-kwargs",
         nargs="+",
         default=None,
-        metavar="KEY=VALUE",
-        help="keyword arguments of gym.make; values are Python literals, else strings",
+        metavar="K=V",
+        help="keyword arguments of gym.make (Python literals)",
     )
     run.add_argument(
         "--wrapper",
@@ -510,60 +548,56 @@ def train_parser(resumable: bool = True) -> Parser:
         nargs="+",
         default=None,
         dest="wrappers",
-        metavar=("MODULE:CALLABLE", "KEY=VALUE"),
-        help="wrap every env copy, with keyword arguments (repeatable, innermost first): "
-        "--wrapper gymnasium.wrappers:FrameStackObservation stack_size=4",
+        metavar=("MODULE:CALLABLE", "K=V"),
+        help="wrap each env copy (repeatable, innermost first)",
     )
     run.add_argument(
         "--total-timesteps",
         type=int,
         metavar="N",
         default=None,
-        help="environment steps to train"
-        + (" (on --resume: the new absolute target)" if resumable else ""),
+        help="environment steps to train" + (" (on --resume: the new total)" if resumable else ""),
     )
     run.add_argument(
         "--config",
         default=None,
-        metavar="FILE.yaml|NAME",
-        help="YAML preset: a file, or the name of one in configs/ (tmaze-short, ...); "
-        "rl-baselines3-zoo hyperparameter files are read too",
+        metavar="FILE|NAME",
+        help="YAML preset (also rl-zoo's), or a name in configs/",
     )
     run.add_argument(
-        "--run-dir", default=None, help="output folder (default: runs/<env>__<seed>__<time>)"
+        "--run-dir", default=None, metavar="DIR", help="output folder (runs/<env>__<seed>__<time>)"
     )
     run.add_argument(
         "--resume",
         default=None,
-        metavar="RUN_DIR|CHECKPOINT",
-        help="continue a run from its last checkpoint, in the same folder",
+        metavar="RUN_DIR",
+        help="continue a run (or a .pt checkpoint) in its folder",
     )
     run.add_argument(
         "--checkpoint-freq",
         type=int,
-        metavar="N",
+        metavar=str(SCHEDULE_DEFAULTS["checkpoint_freq"]),
         default=None,
-        help=f"steps between checkpoints (default: 50000{on_resume})",
+        help=f"steps between checkpoints{on_resume}",
     )
     run.add_argument(
         "--eval-freq",
         type=int,
-        metavar="N",
+        metavar=str(SCHEDULE_DEFAULTS["eval_freq"]),
         default=None,
-        help=f"steps between evaluations, 0 = off (default: 20000{on_resume})",
+        help=f"steps between evaluations, 0: none{on_resume}",
     )
     run.add_argument(
         "--eval-episodes",
         type=int,
-        metavar="N",
+        metavar=str(SCHEDULE_DEFAULTS["eval_episodes"]),
         default=None,
-        help=f"episodes per evaluation (default: 20{on_resume})",
+        help=f"episodes per evaluation{on_resume}",
     )
     run.add_argument(
         "--log-memory",
         action="store_true",
-        help="at each evaluation, log the actor's LSTM gates and cell state over one episode "
-        "to TensorBoard (memory/ histograms and image)",
+        help="log the LSTM's gates and cells at each evaluation",
     )
     run.add_argument(
         "--progress",
