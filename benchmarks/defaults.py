@@ -33,8 +33,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,6 +45,7 @@ from gymnasium.wrappers import FilterObservation, TransformObservation
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import sb3_peer  # noqa: E402
 from benchmarks.presets import GOALS  # noqa: E402
 
 HERE = "benchmarks.defaults"
@@ -426,75 +427,21 @@ def make_env(task: Task) -> gym.Env:
     return make_single_env(task.env_id, task.env_kwargs, load_wrappers(task.wrappers))
 
 
-def sb3_policy(space: gym.Space) -> str:
-    """Dict observations need sb3's MultiInput policy. Our image tasks (8x8) are too small for
-    its NatureCNN (CnnLstmPolicy fails), so they go through the MLP policy, flattened."""
-    return "MultiInputLstmPolicy" if isinstance(space, gym.spaces.Dict) else "MlpLstmPolicy"
-
-
 def train_sb3(task: Task, job: Job) -> tuple[int, float, Curve, dict[str, Any]]:
-    from functools import partial
-
-    from sb3_contrib import RecurrentPPO
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    settings = dict(job.settings)
-    n_envs, normalize = settings.pop("n_envs", 8), settings.pop("normalize_obs", False)
-    env = make_vec_env(partial(make_env, task), n_envs=n_envs, seed=job.seed)
-    if normalize:
-        env = VecNormalize(env, norm_obs=True, norm_reward=False, gamma=settings.get("gamma", 0.99))
-    model = RecurrentPPO(
-        sb3_policy(env.observation_space), env, device="cpu", seed=job.seed, **settings
-    )
+    """As `train_ours`, for sb3-contrib: `job.settings` are its own (see `Config`)."""
+    env = partial(make_env, task)
     curve: Curve = []
-    successes: deque[float] = deque(maxlen=100)
 
-    class Record(BaseCallback):
-        """A curve point after every update: as the next rollout starts, and at the end."""
+    def record(update: sb3_peer.Update) -> None:
+        curve.append(curve_point(update.steps, update.seconds, update.returns, update.successes))
 
-        def _on_training_start(self) -> None:
-            self.start = time.perf_counter()
-
-        def _on_step(self) -> bool:
-            for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
-                if done and "success" in info:
-                    successes.append(float(info["success"]))
-            return True
-
-        def _on_rollout_start(self) -> None:
-            if self.num_timesteps > 0:
-                self.add_point()
-
-        def _on_training_end(self) -> None:
-            self.add_point()
-
-        def add_point(self) -> None:
-            returns = [info["r"] for info in self.model.ep_info_buffer]
-            wall = time.perf_counter() - self.start
-            curve.append(curve_point(self.num_timesteps, wall, returns, successes))
-
-    start = time.perf_counter()
-    model.learn(job.budget, callback=Record())
-    wall = time.perf_counter() - start
-    eval_env = make_vec_env(partial(make_env, task), n_envs=4, seed=job.seed + 1000)
-    if normalize:
-        eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
-        eval_env.obs_rms = env.obs_rms
-    eval_successes: list[float] = []
-
-    def on_eval_step(local: dict[str, Any], _: dict[str, Any]) -> None:
-        if local["done"] and "episode" in local["info"] and "success" in local["info"]:
-            eval_successes.append(float(local["info"]["success"]))
-
-    returns, _ = evaluate_policy(
-        model, eval_env, n_eval_episodes=job.episodes, deterministic=True,
-        return_episode_rewards=True, callback=on_eval_step,
-    )  # fmt: skip
-    success = float(np.mean(eval_successes)) if eval_successes else None
-    return model.num_timesteps, wall, curve, {"return": float(np.mean(returns)), "success": success}
+    trained = sb3_peer.train(
+        env, job.settings, seed=job.seed, steps=job.budget, after_update=record
+    )
+    result = sb3_peer.evaluate(trained, env, episodes=job.episodes, n_envs=4, seed=job.seed + 1000)
+    success = float(np.mean(result.successes)) if result.successes else None
+    scores = {"return": float(np.mean(result.returns)), "success": success}
+    return trained.model.num_timesteps, trained.wall, curve, scores
 
 
 # ---------------------------------------------------------------------------------- report ---

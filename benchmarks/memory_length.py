@@ -44,6 +44,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `benchmarks.sb3_peer`, when run as a script
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import sb3_peer  # noqa: E402
+
 ENV_ID = "Memory/TMaze-v0"
 STACK4 = "benchmarks.memory_length:stack4"
 """The frame-stacking wrapper, by the `module:callable` name `RecurrentPPO(wrappers=...)` takes.
@@ -141,6 +146,15 @@ class SuccessWatch:
         if self.solved_at is None and episodes >= 100 and success >= 0.99:
             self.solved_at = steps
 
+    def summary(self) -> dict[str, Any]:
+        """What a job's result takes from the watch: `solved_at`, `final_train_success`, and
+        `curve` (thinned)."""
+        return {
+            "solved_at": self.solved_at,
+            "final_train_success": self.curve[-1][1] if self.curve else None,
+            "curve": self.thinned_curve(),
+        }
+
     def thinned_curve(self, points: int = 100) -> list[tuple[int, float]]:
         """At most about `points` of the curve, evenly spaced, always with the last one."""
         every = max(1, math.ceil(len(self.curve) / points))
@@ -164,9 +178,7 @@ def _run_ours(agent: str, gap: int, seed: int, steps: int, eval_episodes: int) -
     watch = SuccessWatch()
 
     def follow(m: RecurrentPPO) -> bool:
-        watch.update(
-            m.num_timesteps, m.logs.get("rollout/success_rate"), len(m.successes)
-        )
+        watch.update(m.num_timesteps, m.logs.get("rollout/success_rate"), len(m.successes))
         return True  # never stop early: every agent gets the whole budget
 
     start = time.perf_counter()
@@ -193,11 +205,16 @@ def _run_ours(agent: str, gap: int, seed: int, steps: int, eval_episodes: int) -
         "success": result["success_rate"],
         "eval_return": result["mean_return"],
         "eval_wall": eval_wall,
-        "solved_at": watch.solved_at,
-        "final_train_success": watch.curve[-1][1] if watch.curve else None,
-        "curve": watch.thinned_curve(),
+        **watch.summary(),
         "config": {**config, "wrappers": wrappers},
     }
+
+
+SB3_RECIPE = (
+    "n_envs", "n_epochs", "learning_rate", "gamma", "gae_lambda", "normalize_advantage",
+    "lstm_hidden_size", "adam_eps",
+)  # fmt: skip
+"""What sb3-contrib takes from `recipe` as it is (the rollout and minibatch are rescaled)."""
 
 
 def sb3_config(gap: int) -> dict[str, Any]:
@@ -211,76 +228,46 @@ def sb3_config(gap: int) -> dict[str, Any]:
     """
     ours = recipe(gap)
     cycle = gap + 1
-    return {
-        "n_envs": ours["n_envs"],
-        "n_steps": cycle,
-        "batch_size": ours["batch_size"] // ours["n_steps"] * cycle,
-        "n_epochs": ours["n_epochs"],
-        "learning_rate": ours["learning_rate"],
-        "gamma": ours["gamma"],
-        "gae_lambda": ours["gae_lambda"],
-        "normalize_advantage": ours["normalize_advantage"],
-        "policy_kwargs": {
-            "lstm_hidden_size": ours["lstm_hidden_size"],
-            "enable_critic_lstm": True,
-            "net_arch": {"pi": [64], "vf": [64]},
-            "optimizer_kwargs": {"eps": ours["adam_eps"]},
-        },
-    }
+    return sb3_peer.sb3_settings(
+        {
+            **{k: ours[k] for k in SB3_RECIPE},
+            "n_steps": cycle,
+            "batch_size": ours["batch_size"] // ours["n_steps"] * cycle,
+            "net_arch": [64],  # our default heads
+        }
+    )
 
 
 def _run_sb3(gap: int, seed: int, steps: int, eval_episodes: int) -> dict[str, Any]:
     import numpy as np
-    from sb3_contrib import RecurrentPPO
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
-
-    import envs  # noqa: F401
 
     config = sb3_config(gap)
-    hp = {k: v for k, v in config.items() if k != "n_envs"}
-    env = make_vec_env(ENV_ID, n_envs=config["n_envs"], seed=seed, env_kwargs={"length": gap})
-    model = RecurrentPPO("MlpLstmPolicy", env, device="cpu", seed=seed, **hp)
     watch = SuccessWatch()
 
-    class Follow(BaseCallback):
-        # TMaze's info key is `success`, which SB3 does not collect: the episode return, +1 or
-        # -1, says the same thing.
-        def _on_step(self) -> bool:
-            return True
+    def follow(update: sb3_peer.Update) -> None:
+        # Success read from the episode returns, +1 or -1, as these results were measured.
+        if update.returns:
+            rate = float(np.mean(np.asarray(update.returns) > 0))
+            watch.update(update.steps, rate, len(update.returns))
 
-        def _on_rollout_end(self) -> None:
-            returns = [info["r"] for info in self.model.ep_info_buffer]
-            if returns:
-                rate = float(np.mean(np.asarray(returns) > 0))
-                watch.update(self.model.num_timesteps, rate, len(returns))
-
-    start = time.perf_counter()
-    model.learn(steps, callback=Follow())
-    wall = time.perf_counter() - start
-    start = time.perf_counter()
-    eval_env = make_vec_env(ENV_ID, n_envs=EVAL_ENVS, seed=seed + 1000, env_kwargs={"length": gap})
-    returns, _ = evaluate_policy(
-        model,
-        eval_env,
-        n_eval_episodes=eval_episodes,
-        deterministic=True,
-        return_episode_rewards=True,
+    env_kwargs = {"length": gap}
+    trained = sb3_peer.train(
+        ENV_ID, config, seed=seed, steps=steps, env_kwargs=env_kwargs, after_update=follow
     )
-    eval_wall = time.perf_counter() - start
-    env.close()
-    eval_env.close()
+    result = sb3_peer.evaluate(
+        trained, ENV_ID, episodes=eval_episodes, n_envs=EVAL_ENVS, seed=seed + 1000,
+        env_kwargs=env_kwargs,
+    )  # fmt: skip
+    trained.env.close()
+    returns = np.asarray(result.returns)
     return {
-        "steps": model.num_timesteps,
-        "wall": wall,
-        "sps": model.num_timesteps / wall,
-        "success": float(np.mean(np.asarray(returns) > 0)),
+        "steps": trained.model.num_timesteps,
+        "wall": trained.wall,
+        "sps": trained.model.num_timesteps / trained.wall,
+        "success": float(np.mean(returns > 0)),
         "eval_return": float(np.mean(returns)),
-        "eval_wall": eval_wall,
-        "solved_at": watch.solved_at,
-        "final_train_success": watch.curve[-1][1] if watch.curve else None,
-        "curve": watch.thinned_curve(),
+        "eval_wall": result.wall,
+        **watch.summary(),
         "config": config,
     }
 

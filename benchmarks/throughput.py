@@ -25,6 +25,10 @@ from statistics import mean
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `benchmarks.sb3_peer`, when run as a script
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import sb3_peer  # noqa: E402
 
 # rl-baselines3-zoo's ppo_lstm hyperparameters for CartPoleNoVel-v1 (hyperparams/ppo_lstm.yml, as
 # listed in the model card of sb3/ppo_lstm-CartPoleNoVel-v1 on the Hugging Face Hub): 8 envs,
@@ -46,17 +50,18 @@ ZOO_CARTPOLE: dict[str, Any] = {
     "lstm_hidden_size": 64,
     "activation_fn": "relu",
 }
+BOTH = {"lr_schedule": "linear", "ortho_init": False, "net_arch": [64]}
+"""Set on both sides of every task, in our names (`sb3_peer.sb3_settings` writes them in
+sb3-contrib's)."""
 TMAZE_RECIPE = (
     "n_epochs", "gamma", "gae_lambda", "learning_rate", "lstm_hidden_size", "adam_eps",
     "normalize_advantage",
 )  # fmt: skip
-"""What the T-maze task takes from configs/tmaze-1000.yaml (sb3-contrib's names or, for the
-LSTM's size and Adam's epsilon, translated in `run_sb3`)."""
+"""What the T-maze task takes from configs/tmaze-1000.yaml, for both sides."""
 
 
 def from_preset(name: str, keys: tuple[str, ...], **changes: Any) -> dict[str, Any]:
     """The hyperparameters `keys` that `configs/<name>.yaml` sets, with `changes`."""
-    sys.path.insert(0, str(ROOT))
     from agent.run.cli import load_preset
 
     preset = load_preset(name)
@@ -69,6 +74,9 @@ TASKS: dict[str, dict[str, Any]] = {
         "env_kwargs": {},
         "steps": 100_000,
         "hp": ZOO_CARTPOLE,
+        # sb3-contrib's side has run with Adam's epsilon at 1e-8 (PyTorch's; it was given an
+        # empty optimizer_kwargs, which drops SB3's 1e-5), ours at 1e-5: kept as measured.
+        "sb3_hp": {"adam_eps": 1e-8},
         "normalize_obs": True,
         "eval_episodes": 20,
     },
@@ -95,22 +103,22 @@ TASKS: dict[str, dict[str, Any]] = {
 }
 
 
+def hyperparameters(task: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Our settings of `task` with `overrides`, as our RecurrentPPO takes them."""
+    return {**BOTH, "normalize_obs": task["normalize_obs"], **task["hp"], **overrides}
+
+
 def run_ours(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, Any]) -> dict:
     import envs  # noqa: F401
     from agent import RecurrentPPO
     from agent.run.evaluation import evaluate
 
-    hp = {**task["hp"], **overrides}
     model = RecurrentPPO(
         task["env"],
         env_kwargs=task["env_kwargs"],
-        lr_schedule="linear",
-        normalize_obs=task["normalize_obs"],
-        ortho_init=False,
-        net_arch=[64],
         device="cpu",
         seed=seed,
-        **hp,
+        **hyperparameters(task, overrides),
     )
     start = time.perf_counter()
     model.learn(steps)
@@ -128,50 +136,17 @@ def run_ours(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, A
 
 def run_sb3(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, Any]) -> dict:
     import numpy as np
-    import torch
-    from sb3_contrib import RecurrentPPO
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
-    from stable_baselines3.common.vec_env import VecNormalize
 
-    import envs  # noqa: F401
-
-    hp = {**task["hp"], **task.get("sb3_hp", {}), **overrides}
-    n_envs = hp.pop("n_envs")
-    optimizer_kwargs = {"eps": hp.pop("adam_eps")} if "adam_eps" in hp else {}
-    hidden = hp.pop("lstm_hidden_size")
-    lr = hp.pop("learning_rate")
-    activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[hp.pop("activation_fn", "tanh")]
-    env = make_vec_env(task["env"], n_envs=n_envs, seed=seed, env_kwargs=task["env_kwargs"])
-    if task["normalize_obs"]:
-        env = VecNormalize(env, norm_obs=True, norm_reward=False, gamma=hp["gamma"])
-    model = RecurrentPPO(
-        "MlpLstmPolicy",
-        env,
-        learning_rate=lambda progress: lr * progress,
-        policy_kwargs={
-            "ortho_init": False,
-            "lstm_hidden_size": hidden,
-            "enable_critic_lstm": True,
-            "net_arch": {"pi": [64], "vf": [64]},
-            "activation_fn": activation,
-            "optimizer_kwargs": optimizer_kwargs,
-        },
-        device="cpu",
-        seed=seed,
-        **hp,
-    )
-    start = time.perf_counter()
-    model.learn(steps)
-    wall = time.perf_counter() - start
-    if task["normalize_obs"]:
-        env.training = False
-    eval_env = make_vec_env(task["env"], n_envs=1, seed=seed + 1000, env_kwargs=task["env_kwargs"])
-    if task["normalize_obs"]:
-        eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
-        eval_env.obs_rms = env.obs_rms
-    mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=task["eval_episodes"])
-    return {"wall": wall, "steps": model.num_timesteps, "score": float(np.asarray(mean))}
+    ours = hyperparameters(task, {**task.get("sb3_hp", {}), **overrides})
+    env, env_kwargs = task["env"], task["env_kwargs"]
+    settings = sb3_peer.sb3_settings(ours)
+    trained = sb3_peer.train(env, settings, seed=seed, steps=steps, env_kwargs=env_kwargs)
+    result = sb3_peer.evaluate(
+        trained, env, episodes=task["eval_episodes"], n_envs=1, seed=seed + 1000,
+        env_kwargs=env_kwargs,
+    )  # fmt: skip
+    score = float(np.mean(result.returns))
+    return {"wall": trained.wall, "steps": trained.model.num_timesteps, "score": score}
 
 
 def worker(args: argparse.Namespace) -> None:
