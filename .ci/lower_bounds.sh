@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The lower bounds of pyproject.toml, tested: a fresh virtual environment with every dependency at
 # its floor (.ci/lower-bounds.txt), a check that pip installed exactly those versions, ruff at its
-# floor, then the fast test suite.
+# floor, then the fast test suite, where a package of the dev extra that cannot be imported at its
+# floor (a broken Ray, say) fails its tests instead of skipping them (tests/conftest.py).
 #
 # Usage: .ci/lower_bounds.sh [VENV_DIR]   (default: .ci-venv-floor in the repository root;
 # a relative VENV_DIR is taken from the current directory). The folder is deleted and rebuilt.

@@ -9,6 +9,8 @@ import pytest
 
 from benchmarks import defaults
 from benchmarks.defaults import Config
+from benchmarks.sb3_peer import policy_for
+from tests.conftest import require
 
 
 def test_jobs_write_a_line_each_and_are_skipped_when_rerun(tmp_path, monkeypatch, capsys):
@@ -121,7 +123,7 @@ def test_every_task_works_with_both_libraries(name):
     """...or with ours alone, where sb3-contrib refuses it as the task says."""
     task = defaults.TASKS[name]
     if task.requires:
-        pytest.importorskip(task.requires)
+        require(task.requires)
     from sb3_contrib import RecurrentPPO as SB3RecurrentPPO
     from stable_baselines3.common.env_util import make_vec_env
 
@@ -143,7 +145,7 @@ def test_every_task_works_with_both_libraries(name):
         with pytest.raises(RuntimeError, match="Kernel size"):
             SB3RecurrentPPO("MultiInputLstmPolicy", env, n_steps=8, device="cpu")
         return
-    sb3 = SB3RecurrentPPO(defaults.sb3_policy(env.observation_space), env, n_steps=8, device="cpu")
+    sb3 = SB3RecurrentPPO(policy_for(env.observation_space), env, n_steps=8, device="cpu")
     actions, _ = sb3.predict(env.reset(), episode_start=np.ones(2, bool))
     _, rewards, _, _ = env.step(actions)
     assert rewards.shape == (2,)

@@ -1,7 +1,6 @@
 """evaluate.py and the episode loop: exact episode counts, memory reset at episode starts,
 success rates, the JSON report, refusal of corrupt and unsafe checkpoints."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,8 +13,9 @@ import pytest
 import torch
 
 import evaluate as evaluate_script
-from agent import RecurrentPPO
-from agent.run.evaluation import evaluate
+from agent import EnvError, RecurrentPPO
+from agent.run.evaluation import evaluate, make_eval_env
+from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[1]
 GUESS = f"{__name__}:Test/Guess-v0"
@@ -237,16 +237,20 @@ def test_pickle_payload_is_refused_and_never_runs(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("moviepy") is not None, reason="moviepy installed")
-def test_video_without_moviepy_says_how_to_install_it(run_dir, tmp_path, capsys):
+def test_video_without_moviepy_says_how_to_install_it(run_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "moviepy", None)  # find_spec and `import moviepy` now fail
     code = evaluate_script.main([str(run_dir), "--video", str(tmp_path / "videos")])
     err = capsys.readouterr().err
     assert one_line_error(code, err) and "pip install moviepy" in err
     assert not (tmp_path / "videos").exists()
+    # The library checks too, for callers that do not come through evaluate.py.
+    with pytest.raises(EnvError, match="pip install moviepy"):
+        make_eval_env("Memory/TMaze-v0", video_dir=tmp_path / "videos")
+    assert not (tmp_path / "videos").exists()
 
 
 def test_video_records_the_episodes_of_a_renderable_env(tmp_path, capsys):
-    pytest.importorskip("moviepy")
+    require("moviepy")
     model = RecurrentPPO(
         "Memory/TMaze-v0", env_kwargs={"length": 3}, n_envs=2, n_steps=8, batch_size=16,
         lstm_hidden_size=4,
@@ -259,7 +263,7 @@ def test_video_records_the_episodes_of_a_renderable_env(tmp_path, capsys):
 
 
 def test_video_of_an_env_that_cannot_render_is_a_clear_error(run_dir, tmp_path, capsys):
-    pytest.importorskip("moviepy")
+    require("moviepy")
     code = evaluate_script.main([str(run_dir), "--video", str(tmp_path / "videos")])
     err = capsys.readouterr().err
     assert one_line_error(code, err) and "render" in err

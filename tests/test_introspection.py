@@ -25,6 +25,7 @@ from agent.report.introspection import (
     memory_figure,
     trace_episode,
 )
+from tests.conftest import require
 
 
 @pytest.mark.parametrize("rnn_type", ["lstm", "peephole"])
@@ -95,7 +96,7 @@ def test_log_memory_logs_histograms_and_the_memory_figure(tmaze_run):
 
 
 def test_plot_memory_writes_a_png(tmaze_run, tmp_path, capsys):
-    pytest.importorskip("matplotlib")
+    require("matplotlib")
     out = tmp_path / "memory.png"
     argv = [str(tmaze_run), "--episodes", "2", "--plot-memory", str(out), "--plot-episodes", "1"]
     assert evaluate_script.main(argv) == 0
@@ -116,20 +117,20 @@ def test_plot_memory_of_a_gru_is_a_clear_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("name", ["m.png", "m.PDF", "sub/m.svg", "m.jpg"])
 def test_check_figure_path_accepts_what_matplotlib_writes(name):
-    pytest.importorskip("matplotlib")
+    require("matplotlib")
     assert check_figure_path(name) == Path(name)
 
 
 @pytest.mark.parametrize("name", ["m.jpgx", "m", "m.png.bak"])
 def test_check_figure_path_refuses_in_one_line_naming_the_formats(name):
-    pytest.importorskip("matplotlib")
+    require("matplotlib")
     with pytest.raises(ValueError, match=r"use one of .*\.png.*\.svg") as error:
         check_figure_path(name)
     assert name in str(error.value) and "\n" not in str(error.value)
 
 
 def test_plot_memory_to_an_unknown_format_fails_before_evaluating(tmaze_run, tmp_path, capsys):
-    pytest.importorskip("matplotlib")
+    require("matplotlib")
     out = tmp_path / "plots" / "mem.jpgx"
     code = evaluate_script.main([str(tmaze_run), "--plot-memory", str(out)])
     captured = capsys.readouterr()
@@ -161,7 +162,7 @@ ROWS = ("observation", "input gate", "forget gate", "output gate", "cell")
 
 
 def drawn(shapes):
-    pytest.importorskip("matplotlib")
+    require("matplotlib")
     traces = [synthetic_trace(*shape, seed=k) for k, shape in enumerate(shapes)]
     figure = memory_figure(traces)
     figure.canvas.draw()

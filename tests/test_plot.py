@@ -15,6 +15,7 @@ from torch.utils.tensorboard import SummaryWriter
 import plot as plot_script
 from agent import PPOConfig
 from agent.report import curves
+from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -194,7 +195,7 @@ def test_the_script_fails_in_one_line_from_the_command_line(tmp_path):
 def test_a_long_title_is_wrapped_to_a_one_panel_figure(tmp_path):
     """The suptitle of one panel 4 inches wide breaks into lines that fit it, where one line
     was clipped at both ends; the words stay in order."""
-    pytest.importorskip("matplotlib")
+    require("matplotlib")
     from agent.report.figures import TITLE_CHARS_PER_INCH, panel_grid
 
     title = "Presets: mean over seeds, band min-max, dashed line the goal"

@@ -4,6 +4,7 @@ crashing trial, an interrupted experiment, bad input; a separate Ray head (slow)
 from __future__ import annotations
 
 import csv
+import math
 import os
 import shutil
 import signal
@@ -23,10 +24,11 @@ from gymnasium import spaces
 import evaluate
 import train
 from agent import RecurrentPPO
-from agent.tune.trial_table import aggregate
+from agent.tune.trial_table import aggregate, format_table
+from tests.conftest import require
 
-ray = pytest.importorskip("ray")
-pytest.importorskip("optuna")
+ray = require("ray")
+require("optuna")
 
 from agent.tune import cli as tune_cli  # noqa: E402  (needs ray)
 from agent.tune.experiment import RUNTIME_EXCLUDES  # noqa: E402
@@ -204,24 +206,25 @@ def test_results_table_has_both_seeds_and_their_aggregate(seeds):
     assert int(mean["n"]) == 2
     assert float(mean["eval/mean_reward"]) == pytest.approx(np.mean(values))
     assert float(mean["std"]) == pytest.approx(np.std(values, ddof=1))
-    # Resamples of two values have the mean of one of them with probability 1/4 each: the
-    # 2.5th and 97.5th percentiles of 10,000 resampled means are the two values themselves.
-    assert float(mean["ci95_low"]) == pytest.approx(min(values))
-    assert float(mean["ci95_high"]) == pytest.approx(max(values))
+    # The 95% t-interval at 2 seeds: mean -/+ t(0.975, df 1) * std / sqrt(2), t = tan(0.475 pi)
+    # = 12.71, far wider than [min, max] (the percentile bootstrap's, which covered 51%).
+    half = math.tan(0.475 * math.pi) * np.std(values, ddof=1) / math.sqrt(2)
+    assert float(mean["t95_low"]) == pytest.approx(np.mean(values) - half)
+    assert float(mean["t95_high"]) == pytest.approx(np.mean(values) + half)
 
 
-def test_bootstrap_interval_matches_the_exact_bootstrap_distribution():
-    import itertools
-
+def test_seed_interval_is_the_t_interval_of_the_mean():
     values = [0.0, 1.0, 2.0, 3.0, 10.0]
     result = aggregate(values)
     assert result.n == 5 and result.mean == pytest.approx(3.2)
     assert result.std == pytest.approx(np.std(values, ddof=1))
-    # All 5^5 resamples, equally likely: the exact bootstrap distribution of the mean.
-    means = [np.mean(resample) for resample in itertools.product(values, repeat=5)]
-    low, high = np.percentile(means, [2.5, 97.5])  # 0.8 and 6.8
-    assert result.low == pytest.approx(low, abs=0.25)
-    assert result.high == pytest.approx(high, abs=0.25)
+    # t(0.975, df 4) = 2.776445 (tables); std 3.962, standard error 1.772: 3.2 -/+ 4.92. The
+    # exact percentile bootstrap distribution of the mean put it at (0.8, 6.8), narrower.
+    half = 2.776445 * np.std(values, ddof=1) / math.sqrt(5)
+    assert result.low == pytest.approx(3.2 - half, abs=1e-5)
+    assert result.high == pytest.approx(3.2 + half, abs=1e-5)
+    summary = format_table([], "eval/mean_reward", result).splitlines()[-1]
+    assert summary.endswith("std 3.96, 95% t-interval [-1.72, 8.12]"), summary
     single = aggregate([4.0])
     assert single.mean == 4.0 and np.isnan(single.std) and np.isnan(single.low)
 

@@ -10,9 +10,10 @@ import pytest
 import evaluate as evaluate_script
 from agent import RecurrentPPO
 from agent.run.evaluation import MIN_VIDEO_HEIGHT, UpscaleFrames, evaluate
+from tests.conftest import require
 from tests.test_evaluate_script import one_line_error
 
-moviepy = pytest.importorskip("moviepy")
+moviepy = require("moviepy")
 
 LENGTH = 3
 """T-maze corridor length: every episode is LENGTH + 1 steps, so LENGTH + 2 frames with reset's."""
@@ -81,7 +82,7 @@ def test_upscaling_is_nearest_neighbour_and_capped_in_width():
 
 
 def test_cartpole_video_with_pygame(cartpole_run, tmp_path):
-    pytest.importorskip("pygame")
+    require("pygame")
     videos = tmp_path / "videos"
     assert evaluate_script.main([str(cartpole_run), "--episodes", "1", "--video", str(videos)]) == 0
     [video] = videos.glob("*.mp4")
