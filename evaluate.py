@@ -35,7 +35,9 @@ def find_checkpoint(path: Path) -> tuple[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Load, rebuild the recorded env (with `--env-kwargs` overrides), run, report."""
+    """Load, rebuild the recorded env (with `--env-kwargs` overrides), run, report. The model
+    loads on `--device`, `auto` as SB3's `load`, not where it trained: evaluating resumes no
+    training, so a model trained on CUDA evaluates on a machine without it."""
     args = evaluate_parser().parse_args(argv)
     try:
         if args.episodes <= 0:

@@ -122,11 +122,13 @@ def resume_run(args: argparse.Namespace) -> Run:
     paths = RunPaths.of_checkpoint(checkpoint) if checkpoint.exists() else RunPaths(path)
     if not checkpoint.exists():
         raise CheckpointError(f"checkpoint not found: {checkpoint}")
+    # The run stays on the device it trained on (exact resume) unless --device moves it: a run
+    # trained on CUDA asks for --device cpu on a machine without (a one-line ConfigError).
     device = getattr(args, "device", None)
     model = RecurrentPPO.load(
         checkpoint,
         env="recorded",
-        device=device if isinstance(device, str) else "auto",
+        device=device if isinstance(device, str) else None,
         tensorboard_log=paths.tensorboard,
     )
     total = args.total_timesteps or model.total_timesteps
@@ -221,9 +223,8 @@ def train(run: Run, args: argparse.Namespace) -> int:
         print(f"error: {one_line(e)}{last}", file=sys.stderr)
         return 1
     except Exception as e:
-        # What was trained so far is kept: the parameters of the last completed update, with
-        # the step count they were trained on (the failed rollout is discarded).
-        model.num_timesteps = callback.last_good_step
+        # What was trained so far is kept: `learn` leaves the model between two iterations (it
+        # undoes a failed one), so weights, optimizer, step count and rollout position agree.
         path = callback.checkpoint(model)
         where = "environment" if _raised_in_env(e) else "training"
         print(

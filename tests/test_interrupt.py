@@ -9,10 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
+import torch
 
+import envs  # noqa: F401  (registers Memory/TMaze-v0)
 import train
 from agent import RecurrentPPO
+from agent.algorithm.checkpoint import load_checkpoint
 from agent.run.callbacks import GracefulInterrupt, RunPaths, TrainingCallback
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,3 +188,68 @@ def test_a_signal_during_a_long_rollout_stops_within_seconds(tmp_path):
     assert proc.returncode == 130, err
     assert "abandoned" in err and "resume with" in out
     assert RecurrentPPO.load(tmp_path / "checkpoints" / "last.pt").num_timesteps == 0
+
+
+class StepRaises(gym.vector.VectorWrapper):
+    """A vector env whose `step` raises at its `at`-th call."""
+
+    def __init__(self, env: gym.vector.VectorEnv, at: int) -> None:
+        super().__init__(env)
+        self.at, self.calls = at, 0
+
+    def step(self, actions):
+        self.calls += 1
+        if self.calls == self.at:
+            raise RuntimeError("simulator crashed")
+        return self.env.step(actions)
+
+
+def same(a, b) -> bool:
+    """Equal checkpoint payloads: tensors element for element, everything else with ==."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+@pytest.mark.parametrize("failure", ["env", "update"])
+def test_a_failure_checkpoints_the_state_its_iteration_began_from(tmp_path, failure, capsys):
+    """The checkpoint written after an unexpected exception is the state at the start of the
+    failed iteration (here the one saved at step 64): weights, optimizer, step count, random
+    streams and rollout position alike, whether the env failed mid-rollout or the update
+    failed with one minibatch applied."""
+    vec = gym.make_vec(
+        "Memory/TMaze-v0", num_envs=2, vectorization_mode="vector_entry_point", length=4
+    )
+    # 2 envs x 16 steps a rollout: the env's 40th step is in the third rollout (steps 64-96).
+    env = StepRaises(vec, at=40 if failure == "env" else 10**9)
+    model = RecurrentPPO(
+        env, n_steps=16, batch_size=16, n_epochs=2, lstm_hidden_size=8, net_arch=[8],
+        device="cpu", seed=3,
+    )  # fmt: skip
+    if failure == "update":
+        apply = model.optimizer.step
+
+        def step_then_raise(*args, **kwargs):
+            result = apply(*args, **kwargs)
+            if model.num_timesteps == 96:  # the third update, once its first minibatch is in
+                raise RuntimeError("update crashed")
+            return result
+
+        model.optimizer.step = step_then_raise
+    run_dir = tmp_path / "run"
+    args = train.train_parser().parse_args(
+        ["--checkpoint-freq", "32", "--eval-freq", "0", "--no-progress"]
+    )
+    assert train.train(train.Run(model, RunPaths(run_dir), 10_000, resumed=False), args) == 1
+    err = capsys.readouterr().err
+    crash = "update crashed" if failure == "update" else "simulator crashed"
+    assert "failed at step 64:" in err and crash in err
+
+    began = load_checkpoint(run_dir / "checkpoints" / "step_64.pt")
+    saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert "rollout" in began  # the envs' state is data: the comparison covers it
+    assert same(saved, began), [k for k in began if not same(saved.get(k), began[k])]

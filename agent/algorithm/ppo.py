@@ -45,12 +45,14 @@ class NumericalError(RuntimeError):
 
 
 def resolve_device(device: str) -> torch.device:
-    """`auto` -> CUDA when available, else CPU; `cuda` without a GPU is a `ConfigError`."""
+    """`auto` -> CUDA when available, else CPU; `cuda` without a GPU is a `ConfigError` (one
+    line: the device may come from a checkpoint, which loads where it was trained)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(
-            f"device {device!r} requested but CUDA is not available here (use --device cpu)"
+            f"device {device!r} was asked for, or recorded by the checkpoint being loaded, but "
+            "CUDA is not available here: use --device cpu (device='cpu' in RecurrentPPO.load)"
         )
     return torch.device(device)
 
@@ -194,7 +196,10 @@ class RecurrentPPO:
     ) -> RecurrentPPO:
         """Train for `total_timesteps` environment steps (more, when `reset_num_timesteps` is
         False: SB3's meaning). Each iteration: collect a rollout, compute advantages, update,
-        log, call `callback`."""
+        log, call `callback`. An iteration that raises (or that `stop_check` stops) is undone
+        first: the model (and the envs, where their state can be saved) is left where it
+        began, never half-way through a rollout or an update, so that a checkpoint saved then
+        is consistent."""
         if self.env is None:
             raise ValueError("this model has no env to learn from")
         if reset_num_timesteps:
@@ -207,9 +212,9 @@ class RecurrentPPO:
         bar = _progress_bar(self.total_timesteps, self.num_timesteps) if progress_bar else None
         try:
             while self.num_timesteps < self.total_timesteps:
-                # With a stop check, an iteration can be abandoned half-way: keep a copy of
-                # where it started (a fraction of a millisecond for networks of this size).
-                before = copy.deepcopy(self.training_state()) if self.stop_check else None
+                # An iteration can end half-way (a stop, an env that raises, a NaN): keep a copy
+                # of where it started, to put back (a few milliseconds for networks this size).
+                before = copy.deepcopy(self.training_state())
                 start = time.perf_counter()
                 try:
                     buffer = self.collect_rollout()
@@ -222,6 +227,9 @@ class RecurrentPPO:
                 except StopTraining:
                     self.load_training_state(before)
                     break
+                except Exception:
+                    self.load_training_state(before)
+                    raise
                 self._log_iteration(start, collect_time)
                 if bar is not None:
                     _update_bar(bar, self.num_timesteps, self.logs)
@@ -269,6 +277,12 @@ class RecurrentPPO:
         # state needs no reset.
         starts = self._episode_start.cpu().numpy().copy()
         resets = self._reset_step.cpu().numpy().copy()
+        # On CUDA, a step waits for the GPU twice: the observations' upload (a copy from pageable
+        # memory waits for the work queued before it) and the actions' download for the env.
+        # Nothing else waits: the flags, rewards and statistics stay in numpy, `buffer.add`
+        # copies on the device, `torch.multinomial` checks its input asynchronously, and the
+        # reset mask goes up from pinned memory without blocking. tests/test_device.py counts.
+        pinned = self.device.type == "cuda"
         try:
             for t in range(cfg.n_steps):
                 self._check_stop()
@@ -277,13 +291,16 @@ class RecurrentPPO:
                 obs = self._obs_to_tensor(self._last_obs, update_stats=~resets)
                 state = self._state
                 if starts.any():
-                    state = reset_state(state, torch.as_tensor(starts, device=self.device))
+                    mask = torch.as_tensor(starts)
+                    mask = mask.pin_memory() if pinned else mask
+                    state = reset_state(state, mask.to(self.device, non_blocking=True))
                 step = actor.step(obs, state)
                 env_actions = self.policy.action_head.to_env(step.actions.cpu().numpy())
+                # Stored before the env steps, so that the device copies overlap with the env.
+                buffer.add(t, obs, state, starts, ~resets, step.actions, step.log_prob, step.values)
                 next_obs, rewards, terminated, truncated, infos = env.step(env_actions)
                 if self.reward_normalizer is not None:
                     rewards = self.reward_normalizer(rewards, terminated | truncated)
-                buffer.add(t, obs, state, starts, ~resets, step.actions, step.log_prob, step.values)
                 buffer.add_outcome(t, rewards, terminated, truncated)
                 record_successes(infos, self.successes)
                 starts, resets = resets, terminated | truncated  # a reset step returns a first obs
