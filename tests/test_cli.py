@@ -258,6 +258,70 @@ def test_invalid_yaml_gives_its_line_and_column(tmp_path):
         resolve_settings(parse("--config", str(path)))
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1e-5", 1e-5),
+        ("3e-4", 3e-4),
+        ("-2e-3", -2e-3),
+        ("1E5", 1e5),
+        ("+1e3", 1e3),
+        ("1.0e5", 1e5),
+        (".5e2", 50.0),
+        ("1.0e-5", 1e-5),  # YAML 1.1's own float, still one
+        ("12", 12),
+        ("lin_1e-3", "lin_1e-3"),
+        ("'1e-5'", "1e-5"),  # quoted: a string
+        ("1e", "1e"),
+        ("e5", "e5"),
+        ("1e-5x", "1e-5x"),
+    ],
+)
+def test_yaml_numbers_are_read_as_people_write_them(text, value):
+    """YAML 1.1 (PyYAML's) reads `1e-5` as a string; the project's loader reads it as 1.2 does."""
+    read = cli.load_yaml(f"x: {text}")["x"]
+    assert read == value and type(read) is type(value)
+    assert yaml.safe_load("x: 1e-5")["x"] == "1e-5"  # PyYAML's own loader is left alone
+
+
+def test_presets_and_search_spaces_take_numbers_as_people_write_them(tmp_path):
+    from agent.tune.search_space import parse_search_space, read_search_space
+
+    preset = tmp_path / "preset.yaml"
+    preset.write_text("learning_rate: 3e-4\nadam_eps: 1e-8\n")
+    config = resolve_settings(parse("--config", str(preset))).config
+    assert (config.learning_rate, config.adam_eps) == (3e-4, 1e-8)
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {loguniform: [1e-5, 1e-2]}\n")  # the README's example
+    (dimension,) = parse_search_space(read_search_space(space), PPOConfig(), "space.yaml")
+    assert dimension.args == (1e-5, 1e-2)
+
+
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "null\n", "{}\n"])
+def test_an_empty_preset_is_an_error(tmp_path, text, capsys):
+    import train
+
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=r"^preset .*empty\.yaml is empty$"):
+        resolve_settings(parse("--config", str(path)))
+    assert train.main(["--config", str(path)]) == 2
+    assert capsys.readouterr().err == f"error: preset {path} is empty\n"
+
+
+def test_a_search_space_given_as_preset_says_where_it_goes():
+    from agent.tune.search_space import ARITY
+
+    space = CONFIGS / "search" / "ppo.yaml"
+    with pytest.raises(UsageError) as error:
+        resolve_settings(parse("--config", str(space)))
+    assert str(error.value) == (
+        f"{space} is a search space (learning_rate: {{'loguniform': [0.0001, 0.003]}}), not a "
+        f"preset: use tune.py --search {space}"
+    )
+    assert set(cli.SEARCH_DISTRIBUTIONS) == set(ARITY)
+
+
 def test_presets_are_found_by_name():
     by_name = resolve_settings(parse("--config", "tmaze-100"))
     by_file = resolve_settings(parse("--config", str(CONFIGS / "tmaze-100.yaml")))
@@ -337,6 +401,7 @@ def test_a_pasted_zoo_file_is_read_with_our_names(tmp_path):
     path.write_text(ZOO_CARTPOLE)
     settings = resolve_settings(parse("--config", str(path), "--env", "Memory/CartPoleNoVel-v0"))
     assert settings.env_id == "Memory/CartPoleNoVel-v0"  # the zoo's entry, our id
+    assert settings.notes[0].startswith("Memory/CartPoleNoVel-v0 trains with the settings of ")
     cfg = settings.config
     assert settings.total_timesteps == 100_000
     assert (cfg.n_envs, cfg.n_steps, cfg.batch_size, cfg.n_epochs) == (8, 32, 256, 20)

@@ -24,14 +24,23 @@ class EnvError(ValueError):
 
 
 def load_callable(target: str) -> Callable[..., Any]:
-    """Import `module:attribute` (e.g. a wrapper class) and return the attribute."""
+    """Import `module:attribute` (e.g. a wrapper class) and return the attribute. The zoo's
+    dotted form, `module.attribute` (`stable_baselines3.common.atari_wrappers.AtariWrapper`),
+    is read as `module:attribute`, split at the last dot."""
     module_name, sep, attr = target.partition(":")
+    if not sep:
+        module_name, sep, attr = target.rpartition(".")
     if not sep or not module_name or not attr:
-        raise EnvError(f"expected 'module:Callable', got {target!r}")
+        raise EnvError(f"expected 'module:Callable' or 'module.Callable', got {target!r}")
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as e:
-        raise EnvError(f"cannot import module {module_name!r} for {target!r}: {e}") from None
+        missing = e.name if isinstance(e, ModuleNotFoundError) else None
+        hint = {  # the two a pasted rl-zoo file names that cannot be here
+            "gym": " (the old Gym; this agent uses Gymnasium, its wrappers are gymnasium.wrappers)",
+            "utils": " (rl-baselines3-zoo's own package, now rl_zoo3: pip install rl_zoo3)",
+        }.get(missing or "", "")
+        raise EnvError(f"cannot import module {module_name!r} for {target!r}: {e}{hint}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise EnvError(f"module {module_name!r} has no attribute {attr!r}")

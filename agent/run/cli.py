@@ -343,21 +343,30 @@ def preset_path(name: str | Path) -> Path:
 def read_preset(path: str | Path, env: str | None = None) -> tuple[dict[str, Any], list[str]]:
     """Read a YAML preset: hyperparameters plus optional `env`, `env_kwargs`, `wrappers`,
     `total_timesteps`. An rl-baselines3-zoo file (env id -> settings) is read too, its names
-    translated (`agent.run.zoo`; `env` picks one env of a file that holds several). Returns the
-    preset and notes on what was read approximately. Raises `UsageError` when it is missing or
-    malformed, `ConfigError` for zoo settings that do not apply."""
+    translated (`agent.run.zoo`; `env` picks its entry, `zoo.select_env`). Returns the preset
+    and notes on what was read approximately. Raises `UsageError` when it is missing, empty,
+    malformed or a search space, `ConfigError` for zoo settings that do not apply."""
     path = preset_path(path)
     data = read_yaml(path, "preset")
-    if data is None:
-        return {}, []
+    if data is None or data == {}:  # a typo in --config should not train the defaults
+        raise UsageError(f"preset {path} is empty")
     if not isinstance(data, dict):
         raise UsageError(
             f"preset {path} must be a mapping of key: value, got {type(data).__name__}"
         )
+    sampled = _sampled_key(data)
+    if sampled is not None:
+        raise UsageError(
+            f"{path} is a search space ({sampled}: {data[sampled]}), not a preset: "
+            f"use tune.py --search {path}"
+        )
     known = {f.name for f in dataclasses.fields(PPOConfig)} | set(RUN_KEYS)
-    if zoo.is_zoo_file(data, known):
-        data = zoo.select_env(data, str(path), env)
-    data, notes = zoo.from_zoo(data)
+    notes: list[str] = []
+    entry = zoo.is_zoo_file(data, known)
+    if entry:
+        data, notes = zoo.select_env(data, str(path), env)
+    data, translated = zoo.from_zoo(data, entry=entry)
+    notes += translated
     if "env_kwargs" in data and not isinstance(data["env_kwargs"] or {}, dict):
         raise UsageError(f"preset {path}: env_kwargs must be a mapping")
     if "wrappers" in data:
@@ -368,16 +377,53 @@ def read_preset(path: str | Path, env: str | None = None) -> tuple[dict[str, Any
     return data, notes
 
 
+SEARCH_DISTRIBUTIONS = ("uniform", "loguniform", "quniform", "randint", "choice")
+"""The distributions of a search space (`agent.tune.search_space.ARITY`, which this package
+cannot import), to tell one given to `--config`."""
+
+
+def _sampled_key(data: dict[str, Any]) -> str | None:
+    """The first hyperparameter that a search space samples (`learning_rate: {loguniform:
+    [1e-5, 1e-2]}`), or None for a preset."""
+    fields = {f.name for f in dataclasses.fields(PPOConfig)}
+    for key, value in data.items():
+        if isinstance(value, dict) and len(value) == 1 and key in fields:
+            (kind,) = value
+            if kind in SEARCH_DISTRIBUTIONS:
+                return key
+    return None
+
+
 def load_preset(path: str | Path) -> dict[str, Any]:
     """`read_preset` without its notes."""
     return read_preset(path)[0]
 
 
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, with numbers as people write them: PyYAML follows YAML 1.1, where
+    a float needs a dot and a signed exponent, so `1e-5`, `3e-4` and `1E5` would be strings.
+    They are floats here, as in YAML 1.2 (and JSON, and Python); a quoted `'1e-5'` stays a
+    string, and so does `lin_1e-3`."""
+
+
+YamlLoader.add_implicit_resolver(  # a copy of SafeLoader's resolvers: SafeLoader is unchanged
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML text as Python data, read by `YamlLoader`: the project's one way to read YAML."""
+    return yaml.load(text, Loader=YamlLoader)  # a SafeLoader: builds plain data only
+
+
 def read_yaml(path: Path, what: str) -> Any:
-    """The content of the YAML file `path` (a `what`: "preset", "search space"). Raises
-    `UsageError` in one line when it cannot be read or parsed, naming the line and column."""
+    """The content of the YAML file `path` (a `what`: "preset", "search space"), read by
+    `load_yaml`. Raises `UsageError` in one line when it cannot be read or parsed, naming the
+    line and column."""
     try:
-        return yaml.safe_load(path.read_text())
+        return load_yaml(path.read_text())
     except OSError as e:
         raise UsageError(f"cannot read {what} {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:

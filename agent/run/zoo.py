@@ -13,7 +13,7 @@ import ast
 import re
 from typing import Any
 
-from agent.config import ConfigError
+from agent.config import ConfigError, PPOConfig
 
 POLICIES = {
     "MlpLstmPolicy": None,
@@ -27,7 +27,15 @@ POLICIES = {
 Dict key) is chosen from the observation space, so the policy name only says whether there is
 a recurrent core."""
 
-ACTIVATIONS = {"nn.ReLU": "relu", "nn.Tanh": "tanh", "th.nn.ReLU": "relu", "th.nn.Tanh": "tanh"}
+ACTIVATIONS = {
+    f"{module}.{name}": ours
+    for module in ("nn", "th.nn", "torch.nn")
+    for name, ours in (("ReLU", "relu"), ("Tanh", "tanh"))
+}
+"""The zoo's `activation_fn` values this agent has, as the names our `activation_fn` takes."""
+
+DEFAULTS = PPOConfig()
+"""What an entry leaves out trains with."""
 
 SAME_POLICY_KWARGS = ("lstm_hidden_size", "n_lstm_layers", "ortho_init", "log_std_init")
 
@@ -48,22 +56,53 @@ def is_zoo_file(data: dict[str, Any], known: set[str]) -> bool:
     return bool(data) and all(k not in known and isinstance(v, dict) for k, v in data.items())
 
 
-def select_env(data: dict[str, Any], source: str, env: str | None) -> dict[str, Any]:
-    """The settings of one env of a zoo file, with `env` set: the entry whose id matches `env`
-    up to namespace and version (then `env` is the id), else the file's only entry."""
+ATARI = "atari"
+"""The zoo's entry for every Atari game."""
+DEFAULT = "default"
+"""The zoo's entry (since 2026) for every env that its file does not name."""
+
+
+def select_env(
+    data: dict[str, Any], source: str, env: str | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The settings of one entry of a zoo file, with `env` set, and a note when `env` did not
+    name the entry exactly. With `env`: the entry named `env`; else the one entry with its name
+    up to namespace and version (`Memory/CartPoleNoVel-v0` takes `CartPoleNoVel-v1`); else, for
+    an Atari id (`ALE/Pong-v5`, `PongNoFrameskip-v4`), the `atari` entry; else the `default`
+    entry, as the zoo does. Without `env`: the file's only entry. Raises `ConfigError` saying
+    which entries there are when none (or several) fit."""
     names = list(data)
-    matches = [n for n in names if env is not None and _base_name(n) == _base_name(env)]
-    if matches:  # `--env Memory/CartPoleNoVel-v0` picks the zoo's `CartPoleNoVel-v1`
-        name = matches[0]
-        return {**data[name], "env": env}
-    if len(names) == 1:
+    listing = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    if env is None:
+        if len(names) > 1:
+            raise ConfigError(
+                f"{source} holds zoo settings for {len(names)} envs ({listing}); "
+                "choose one with --env"
+            )
         (name,) = names
-    else:
+        if name in (ATARI, DEFAULT):
+            games = "every Atari game" if name == ATARI else "every env the file does not name"
+            raise ConfigError(f"{source}: the {name} entry is for {games}; name one with --env")
+        return {"env": name, **data[name]}, []
+    exact = [n for n in names if n in (env, env.rpartition(":")[2])]  # `module:Id` too
+    if exact:
+        return {**data[exact[0]], "env": env}, []
+    loose = [n for n in names if _base_name(n) == _base_name(env)]
+    if len(loose) > 1:
         raise ConfigError(
-            f"{source} holds zoo settings for {len(names)} envs ({', '.join(names[:6])}"
-            f"{', ...' if len(names) > 6 else ''}); choose one with --env"
+            f"no entry for {env} in {source}, and {len(loose)} of the same name "
+            f"({', '.join(loose)}): rename the one to use to {env}"
         )
-    return {"env": name, **data[name]}
+    if loose:
+        return {**data[loose[0]], "env": env}, [
+            f"{env} trains with the settings of {loose[0]} in {source} (no entry for {env})"
+        ]
+    for name, fits in ((ATARI, _is_atari(env)), (DEFAULT, True)):
+        if name in data and fits:
+            return {**data[name], "env": env}, [
+                f"{env} trains with the settings of the {name} entry in {source}"
+            ]
+    raise ConfigError(f"no entry for {env} in {source} (entries: {listing})")
 
 
 def _base_name(env_id: str) -> str:
@@ -72,11 +111,25 @@ def _base_name(env_id: str) -> str:
     return re.sub(r"-v\d+$", "", name)
 
 
-def from_zoo(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Translate zoo names into ours. Returns (settings, notes); raises `ConfigError` naming the
-    first zoo setting that does not apply here, and why."""
+def _is_atari(env_id: str) -> bool:
+    """An Atari game's id, as the zoo's files name them (`PongNoFrameskip-v4`, `ALE/Pong-v5`)."""
+    return "NoFrameskip" in env_id or env_id.rpartition(":")[2].startswith("ALE/")
+
+
+def from_zoo(values: dict[str, Any], entry: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """Translate zoo names into ours; `entry`: `values` is an entry of a zoo file (as
+    `select_env` returns it), whose minibatches are SB3's. Returns (settings, notes); raises
+    `ConfigError` naming the first zoo setting that does not apply here, and why."""
     out = dict(values)
     notes: list[str] = []
+    if out.pop("use_sde", False):
+        raise ConfigError(
+            "use_sde: gSDE exploration is not implemented (actions are Gaussian with a learned "
+            "log std); remove use_sde and sde_sample_freq to train without it"
+        )
+    for key, why in NOT_APPLICABLE.items():
+        if key in out:
+            raise ConfigError(f"{key} (rl-zoo) does not apply here: {why}")
     if "n_timesteps" in out:
         out["total_timesteps"] = _integer(out.pop("n_timesteps"), "n_timesteps")
     if "policy" in out:
@@ -99,8 +152,6 @@ def from_zoo(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         stack = _integer(out.pop("frame_stack"), "frame_stack")
         frame_stack = {"gymnasium.wrappers:FrameStackObservation": {"stack_size": stack}}
         out["wrappers"] = [*(out.get("wrappers") or []), frame_stack]
-    if out.pop("use_sde", False):
-        raise ConfigError("use_sde: gSDE exploration is not implemented (Gaussian actions)")
     for key in ("learning_rate", "clip_range"):
         value = out.get(key)
         if isinstance(value, str) and value.startswith("lin_"):
@@ -112,10 +163,27 @@ def from_zoo(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
                 notes.append(
                     f"clip_range {value}: read as a constant {number} (no clip-range schedule)"
                 )
-    for key, why in NOT_APPLICABLE.items():
-        if key in out:
-            raise ConfigError(f"{key} (rl-zoo) does not apply here: {why}")
+    if entry:
+        notes += _whole_rollout_batch(out)
     return out, notes
+
+
+def _whole_rollout_batch(values: dict[str, Any]) -> list[str]:
+    """SB3 trains a `batch_size` larger than the rollout as one minibatch of the whole rollout
+    (the zoo's InvertedPendulum entries do); here that size is refused, so it becomes the
+    rollout's, with a note. Changes `values` in place."""
+    n_envs = values.get("n_envs", DEFAULTS.n_envs)
+    n_steps = values.get("n_steps", DEFAULTS.n_steps)
+    batch_size = values.get("batch_size", DEFAULTS.batch_size)
+    if not all(type(v) is int for v in (n_envs, n_steps, batch_size)):
+        return []  # the config names the wrong type
+    if batch_size <= n_envs * n_steps:
+        return []
+    values["batch_size"] = n_envs * n_steps
+    return [
+        f"batch_size {batch_size}: one minibatch of the whole rollout, {n_envs * n_steps} steps "
+        f"(n_envs * n_steps), as in SB3"
+    ]
 
 
 def _policy_kwargs(value: Any) -> dict[str, Any]:
@@ -130,7 +198,10 @@ def _policy_kwargs(value: Any) -> dict[str, Any]:
             out[key] = item
         elif key == "activation_fn":
             if item not in ACTIVATIONS:
-                raise ConfigError(f"policy_kwargs activation_fn {item}: use nn.ReLU or nn.Tanh")
+                raise ConfigError(
+                    f"policy_kwargs activation_fn {item} is not offered here: choose nn.ReLU "
+                    "or nn.Tanh"
+                )
             out["activation_fn"] = ACTIVATIONS[item]
         elif key == "net_arch":
             out["net_arch"] = _net_arch(item)
@@ -139,8 +210,9 @@ def _policy_kwargs(value: Any) -> dict[str, Any]:
         elif key == "enable_critic_lstm":
             if not item and not kwargs.get("shared_lstm"):
                 raise ConfigError(
-                    "policy_kwargs enable_critic_lstm=False without shared_lstm (a critic with "
-                    "no memory) is not offered; the critic has its own LSTM or shares the actor's"
+                    "policy_kwargs enable_critic_lstm=False (a critic with no memory) is not "
+                    "offered: remove it (the critic gets an LSTM of its own) or write "
+                    "shared_lstm=True (the critic shares the actor's)"
                 )
         else:
             raise ConfigError(
@@ -152,16 +224,26 @@ def _policy_kwargs(value: Any) -> dict[str, Any]:
 
 
 def _net_arch(value: Any) -> list[int]:
-    """`[64, 64]`, or `dict(pi=[64], vf=[64])` when both heads are the same."""
+    """`[64, 64]`; or SB3's `dict(pi=[64], vf=[64])`, or its older `[dict(pi=[64], vf=[64])]`,
+    when both heads are the same (`pi=[], vf=[]`: no hidden layers, `[]`)."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        value = value[0]
     if isinstance(value, dict):
-        pi, vf = value.get("pi"), value.get("vf")
-        if pi != vf or set(value) - {"pi", "vf"}:
+        pi, vf = value.get("pi", []), value.get("vf", [])  # SB3's defaults
+        written = f"dict({', '.join(f'{k}={v}' for k, v in value.items())})"
+        if set(value) - {"pi", "vf"}:
+            raise ConfigError(f"policy_kwargs net_arch {written}: only pi and vf apply")
+        if pi != vf:
             raise ConfigError(
-                f"policy_kwargs net_arch {value}: actor and critic heads share one net_arch here"
+                f"policy_kwargs net_arch {written}: actor and critic share one net_arch here "
+                f"(each has its own copy of it); write net_arch={pi} or net_arch={vf}"
             )
         value = pi
-    if not isinstance(value, list):
-        raise ConfigError(f"policy_kwargs net_arch must be a list of sizes, got {value!r}")
+    if not isinstance(value, list) or any(isinstance(v, dict) for v in value):
+        raise ConfigError(
+            f"policy_kwargs net_arch must be a list of sizes or dict(pi=..., vf=...), got {value!r}"
+            " (layers shared by actor and critic before their own are not offered)"
+        )
     return value
 
 
@@ -186,7 +268,8 @@ def _normalize(value: Any) -> dict[str, bool]:
 
 
 def _parse_expression(text: str) -> Any:
-    """A zoo expression read as data, never run: literals, `dict(k=v)`, and `nn.X` names."""
+    """A zoo expression read as data, never run: literals (signed numbers too), `dict(k=v)`,
+    and names such as `nn.ReLU` (as their text)."""
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError:
@@ -209,6 +292,15 @@ def _value(node: ast.AST, text: str) -> Any:
         return ast.unparse(node)  # nn.ReLU, or a name such as True handled by Constant
     if isinstance(node, ast.Constant):
         return node.value
+    if (  # -2, -3.29: a signed number
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub | ast.UAdd)
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, int | float)
+        and not isinstance(node.operand.value, bool)
+    ):
+        number = node.operand.value
+        return -number if isinstance(node.op, ast.USub) else number
     raise ConfigError(f"cannot read {text!r}: {ast.unparse(node)} is not plain data")
 
 

@@ -2,7 +2,7 @@
 
 One entry per `PPOConfig` field that a sweep samples (`configs/search/*.yaml`):
 
-    learning_rate: {loguniform: [1.0e-5, 1.0e-2]}   # log-uniform between the bounds
+    learning_rate: {loguniform: [1e-5, 1e-2]}       # log-uniform between the bounds
     gae_lambda: {uniform: [0.8, 1.0]}               # uniform between the bounds
     n_steps: {choice: [64, 128, 256]}               # one of the options
     n_epochs: {randint: [2, 11]}                    # an integer, 2 to 10 (Ray: upper excluded)
@@ -65,7 +65,8 @@ class Dimension:
 
 
 def read_search_space(path: str | Path) -> dict[str, Any]:
-    """The YAML mapping of a search-space file. Raises `UsageError` when it cannot be read."""
+    """The YAML mapping of a search-space file, read as presets are (`read_yaml`: `1e-5` is a
+    number). Raises `UsageError` when it cannot be read."""
     path = Path(path)
     data = read_yaml(path, "search space")
     if not isinstance(data, dict) or not data:
