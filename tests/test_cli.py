@@ -238,11 +238,11 @@ def test_a_bad_number_on_the_command_line_says_what_it_expects(capsys):
 @pytest.mark.parametrize(
     ("values", "words"),
     [
-        ({"n_steps": "lots"}, "n_steps must be an integer, got 'lots'"),
-        ({"gamma": "high"}, "gamma must be a number, got 'high'"),
-        ({"target_kl": "x"}, "target_kl must be a number or null"),
-        ({"net_arch": "64"}, "net_arch must be a list of integers"),
-        ({"shared_lstm": "yes"}, "shared_lstm must be true or false"),
+        ({"n_steps": "lots"}, "n_steps must be a positive integer, got 'lots'"),
+        ({"gamma": "high"}, "gamma must be a number in [0, 1], got 'high'"),
+        ({"target_kl": "x"}, "target_kl must be a number > 0 or None"),
+        ({"net_arch": "64"}, "net_arch must be a list of positive integers"),
+        ({"shared_lstm": "yes"}, "shared_lstm must be True or False"),
     ],
 )
 def test_preset_type_errors_are_in_words(tmp_path, values, words):

@@ -44,41 +44,43 @@ def clip(value: str) -> str:
 
 
 PINNED: dict[str, Loads | str] = {
-    "atari": Loads([64], ("ALE/Pong-v5 trains with the settings of the atari entry", clip("0.1"))),
+    "atari": Loads(
+        [64, 64], ("ALE/Pong-v5 trains with the settings of the atari entry", clip("0.1"))
+    ),
     "PendulumNoVel-v1": GSDE,
-    "CartPoleNoVel-v1": Loads([64], (clip("0.2"),)),
-    "MountainCarNoVel-v0": Loads([64]),
+    "CartPoleNoVel-v1": Loads([64, 64], (clip("0.2"),)),
+    "MountainCarNoVel-v0": Loads([64, 64]),
     "MountainCarContinuousNoVel-v0": GSDE,
-    "Acrobot-v1": Loads([64]),
-    "BipedalWalker-v3": Loads([64]),
+    "Acrobot-v1": Loads([64, 64]),
+    "BipedalWalker-v3": Loads([64, 64]),
     "BipedalWalkerHardcore-v3": NO_CRITIC_LSTM,
-    "LunarLanderNoVel-v2": Loads([64]),
-    "LunarLanderContinuousNoVel-v2": Loads([64]),
+    "LunarLanderNoVel-v2": Loads([64, 64]),
+    "LunarLanderContinuousNoVel-v2": Loads([64, 64]),
     "HalfCheetahBulletEnv-v0": Loads([]),
     "AntBulletEnv-v0": Loads([]),
     "Walker2DBulletEnv-v0": Loads([], (clip("0.4"),)),
     "HopperBulletEnv-v0": Loads([], (clip("0.4"),)),
     "ReacherBulletEnv-v0": Loads([], (clip("0.4"),)),
-    "MinitaurBulletEnv-v0": Loads([64]),
-    "MinitaurBulletDuckEnv-v0": Loads([64]),
-    "HumanoidBulletEnv-v0": Loads([64]),
-    "InvertedDoublePendulumBulletEnv-v0": Loads([64]),
-    "InvertedPendulumSwingupBulletEnv-v0": Loads([64]),
+    "MinitaurBulletEnv-v0": Loads([64, 64]),
+    "MinitaurBulletDuckEnv-v0": Loads([64, 64]),
+    "HumanoidBulletEnv-v0": Loads([64, 64]),
+    "InvertedDoublePendulumBulletEnv-v0": Loads([64, 64]),
+    "InvertedPendulumSwingupBulletEnv-v0": Loads([64, 64]),
     "CarRacing-v0": GSDE,
-    "Ant-v3": Loads([64]),
-    "Swimmer-v3": Loads([64]),
+    "Ant-v3": Loads([64, 64]),
+    "Swimmer-v3": Loads([64, 64]),
     "HalfCheetah-v3": Loads([256, 256]),
     "Hopper-v3": Loads([256, 256]),
     "HumanoidStandup-v3": Loads([256, 256]),
     "Humanoid-v3": Loads([256, 256]),
     "InvertedDoublePendulum-v3": Loads(
-        [64], ("batch_size 512: one minibatch of the whole rollout, 128 steps",)
+        [64, 64], ("batch_size 512: one minibatch of the whole rollout, 128 steps",)
     ),
     "InvertedPendulum-v3": Loads(
-        [64], ("batch_size 64: one minibatch of the whole rollout, 32 steps",)
+        [64, 64], ("batch_size 64: one minibatch of the whole rollout, 32 steps",)
     ),
-    "Reacher-v3": Loads([64]),
-    "Walker2d-v3": Loads([64]),
+    "Reacher-v3": Loads([64, 64]),
+    "Walker2d-v3": Loads([64, 64]),
 }
 """Each entry of the zoo file: what it loads as, or the reason it is refused."""
 
@@ -130,7 +132,14 @@ def test_each_zoo_entry_loads_or_says_why_not(name):
     linear = str(entry.get("learning_rate", "")).startswith("lin_")
     assert config.lr_schedule == ("linear" if linear else "constant")
     rollout = config.n_envs * config.n_steps
-    assert config.batch_size == min(entry.get("batch_size", 256), rollout)
+    assert config.batch_size == min(entry.get("batch_size", 128), rollout)
+    # What the entry does not name is sb3-contrib's default, as the zoo trains it.
+    named = set(entry)
+    if "policy_kwargs" in entry:  # the network's settings, by the zoo's names
+        named |= {"net_arch", "lstm_hidden_size"}
+    for key, value in zoo.SB3_CONTRIB_DEFAULTS.items():
+        if key not in named and key != "batch_size":
+            assert getattr(config, key) == value, key
     normalize = entry.get("normalize", False)
     assert (config.normalize_obs, config.normalize_reward) == (normalize, normalize)
     assert config.rnn_type == "lstm"  # every entry's policy is an LSTM policy
@@ -183,7 +192,10 @@ def test_the_entry_named_by_env_wins_over_one_of_the_same_name(tmp_path):
     settings of `CartPoleNoVel-v1`."""
     path = write(
         tmp_path,
-        {"CartPoleNoVel-v1": {"n_steps": 32}, "Memory/CartPoleNoVel-v0": {"n_steps": 64}},
+        {
+            "CartPoleNoVel-v1": {"n_envs": 8, "n_steps": 32},
+            "Memory/CartPoleNoVel-v0": {"n_envs": 8, "n_steps": 64},
+        },
     )
     ours = settings_of(path, "Memory/CartPoleNoVel-v0")
     assert (ours.config.n_steps, ours.notes) == (64, [])

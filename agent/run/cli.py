@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from agent.config import ConfigError, PPOConfig
+from agent.config import PPOConfig
 from agent.environment.wrappers import WrapperSpec, wrapper_parts, wrapper_spec
 from agent.run import zoo
 from agent.run.evaluation import MAX_EVAL_ENVS
@@ -445,42 +445,7 @@ def build_config(preset: dict[str, Any], overrides: dict[str, Any]) -> PPOConfig
     Raises `ConfigError` naming an unknown or invalid field.
     """
     values = {k: v for k, v in preset.items() if k not in RUN_KEYS}
-    config = PPOConfig.from_dict({**values, **overrides})
-    _check_types(config)
-    return config.validate()
-
-
-def _check_types(config: PPOConfig) -> None:
-    """A preset can hold any YAML value: catch `n_steps: "32"` before it fails deep inside."""
-    hints = typing.get_type_hints(PPOConfig)
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        tp, optional = _unwrap_optional(hints[f.name])
-        if value is None and optional:
-            continue
-        origin = typing.get_origin(tp) or tp
-        ok = isinstance(value, origin)
-        if tp is float and isinstance(value, int) and not isinstance(value, bool):
-            setattr(config, f.name, float(value))
-            ok = True
-        if tp is int and isinstance(value, bool):
-            ok = False
-        if tp is str and isinstance(value, int | float) and not isinstance(value, bool):
-            setattr(config, f.name, str(value))  # forget_bias_init: 1.0
-            ok = True
-        if not ok:
-            raise ConfigError(f"{f.name} must be {_type_words(tp, optional)}, got {value!r}")
-
-
-def _type_words(tp: Any, optional: bool) -> str:
-    """`an integer`, `a number or null`, `a list of integers`: a type as a reader says it."""
-    words = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    if typing.get_origin(tp) is list:
-        (item,) = typing.get_args(tp)
-        text = f"a list of {words.get(item, item.__name__).split(' ', 1)[-1]}s"
-    else:
-        text = words.get(tp, getattr(tp, "__name__", str(tp)))
-    return f"{text} or null" if optional else text
+    return PPOConfig.from_dict({**values, **overrides}).validate()
 
 
 @dataclasses.dataclass

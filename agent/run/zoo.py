@@ -50,6 +50,22 @@ NOT_APPLICABLE = {
 """Zoo keys with no counterpart here, and why."""
 
 
+SB3_CONTRIB_DEFAULTS: dict[str, Any] = {
+    "n_envs": 1,
+    "n_steps": 128,
+    "batch_size": 128,
+    "n_epochs": 10,
+    "learning_rate": 3e-4,
+    "ent_coef": 0.0,
+    "lstm_hidden_size": 256,
+    "net_arch": [64, 64],
+    "forget_bias_init": "default",
+}
+"""What a zoo entry trains with where it names nothing: the zoo's one env and sb3-contrib's
+`RecurrentPPO` and `MlpLstmPolicy` defaults, where they differ from ours (PyTorch's gate init is
+our `default`). Every other field has the same default in both. An entry was tuned on these."""
+
+
 def is_zoo_file(data: dict[str, Any], known: set[str]) -> bool:
     """A zoo file maps env ids to settings: every top-level key is unknown to us and maps to a
     mapping (our presets are flat, with `env_kwargs` the only mapping)."""
@@ -164,6 +180,7 @@ def from_zoo(values: dict[str, Any], entry: bool = False) -> tuple[dict[str, Any
                     f"clip_range {value}: read as a constant {number} (no clip-range schedule)"
                 )
     if entry:
+        out = {**SB3_CONTRIB_DEFAULTS, **out}
         notes += _whole_rollout_batch(out)
     return out, notes
 
