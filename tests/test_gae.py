@@ -46,6 +46,15 @@ def test_truncation_bootstraps_from_the_final_observation_value():
     assert adv == pytest.approx([1.4 + 0.72 * 2.8, 2.8, 0.0, 6.3])
 
 
+def test_an_episode_end_stops_the_chain_even_before_a_valid_step():
+    # all steps valid: the advantage at the end (step 1) is its own delta, not the next
+    # episode's advantages discounted into it
+    adv, _ = run([0, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1])
+    assert adv == pytest.approx([1.4 + 0.72 * 1.0, 2.0 - 1.0, 2.806, 6.3])
+    adv, _ = run([0, 0, 0, 0], [0, 1, 0, 0], [1, 1, 1, 1])
+    assert adv == pytest.approx([1.4 + 0.72 * 2.8, 2.8, 2.806, 6.3])
+
+
 def test_truncation_at_the_last_step_uses_last_value():
     adv, _ = run([0, 0, 0, 0], [0, 0, 0, 1], [1, 1, 1, 1])
     assert adv[3] == pytest.approx(3.0 + 0.9 * LAST - 0.3)

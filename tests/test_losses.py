@@ -18,6 +18,14 @@ def test_clipped_surrogate_by_hand():
     assert out.approx_kl.item() == pytest.approx(kl, rel=1e-5)
 
 
+def test_the_unclipped_term_counts_where_it_is_the_lower_bound():
+    # ratio 1.5 with A = -2: -3 (unclipped) < -2.4 (clipped); ratio 0.5 with A = 1: 0.5 < 0.8
+    log_prob = torch.tensor([math.log(1.5), math.log(0.5)])
+    out = policy_loss(log_prob, torch.zeros(2), torch.tensor([-2.0, 1.0]), clip_range=0.2)
+    assert out.loss.item() == pytest.approx(-(-3.0 + 0.5) / 2)
+    assert out.clip_fraction.item() == 1.0
+
+
 def test_unclipped_inside_the_trust_region():
     log_prob = torch.tensor([math.log(1.1)])
     out = policy_loss(log_prob, torch.zeros(1), torch.tensor([3.0]), clip_range=0.2)

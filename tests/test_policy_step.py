@@ -1,4 +1,8 @@
-"""The rollout's fast step (fused weights made once per rollout) acts like the plain modules."""
+"""The rollout's fast step (fused weights made once per rollout) acts like the plain modules.
+
+Every parameter is drawn at random, biases included: at initialisation the heads' biases are
+zero, and a fused step that dropped one would still match there.
+"""
 
 import numpy as np
 import pytest
@@ -32,6 +36,9 @@ def test_fused_step_matches_the_modules(action_space, shared_lstm, net_arch, rnn
         activation_fn="relu",
     )
     policy = RecurrentActorCritic(OBS, action_space, config)
+    with torch.no_grad():
+        for p in policy.parameters():
+            torch.nn.init.normal_(p, std=0.5)
     obs = torch.rand(5, 3) * 2 - 1
     state = torch.randn_like(policy.initial_state(5))
     fast = FusedPolicy(policy)

@@ -1,4 +1,5 @@
-"""The recurrent core: independent actor/critic blocks, resets, gate initialisation."""
+"""The recurrent core: independent actor/critic blocks, resets, gate initialisation, the
+peephole cell, and single steps (the reference's and the fast path's) against the sequence kernel."""
 
 import pytest
 import torch

@@ -1,8 +1,14 @@
-"""The replay test: the update recomputes exactly what the rollout recorded.
+"""The replay test: the minibatches of the update recompute exactly what the rollout recorded.
 
-If the hidden state were carried wrongly across episode starts, stored wrongly, or sequences were
-cut or padded wrongly, the log-probabilities and values recomputed in training would differ from
-those recorded while acting.
+A second rollout (it starts from a carried, non-zero state) is cut into the minibatches
+`RolloutBuffer.minibatches` hands to `train`. If a minibatch's sequences started from another
+state than the one stored at their first step (a zero one, say), if the stored states were not
+those fed while acting, or if sequences were cut or padded wrongly, the log-probabilities and
+values recomputed in training would differ from those recorded while acting.
+
+A state fed and stored wrongly in the same way replays without error; so the test also checks,
+for every recurrent core, that the state stored at each episode's first step is zero and every
+other stored state is not (tests/test_rollout_contract.py checks each step's state exactly).
 """
 
 import gymnasium as gym
@@ -35,6 +41,11 @@ def test_recomputed_log_probs_and_values_match_rollout(rnn_type, shared_lstm, bp
     assert starts_inside >= 8, "the rollout should contain many episode ends"
     assert lp_err < 1e-5
     assert v_err < 1e-5
+    # [T, E] entries of the stored state: none at an episode start, all others non-zero
+    nonzero = buffer.states.flatten(2).count_nonzero(dim=2)
+    starts = buffer.episode_starts
+    assert (nonzero[starts] == 0).all(), "a state stored at an episode start is not zero"
+    assert (nonzero[~starts] > 0).all(), "a state stored mid-episode is zero"
 
 
 def test_replay_detects_a_state_that_is_not_carried():

@@ -1,8 +1,9 @@
 """What `collect_rollout` promises, checked step by step on envs whose episodes are scripted.
 
-The replay test recomputes whatever the rollout stored, so it cannot see a state that was stored
+The replay check recomputes whatever the rollout stored, so it cannot see a state that was stored
 and fed wrongly in the same way. These tests watch the policy's inputs directly: the state fed
-at each step, the reset steps of NEXT_STEP autoreset, and the bootstrap targets.
+at each step, the reset steps of NEXT_STEP autoreset, the values bootstrapped from after the last
+step, and the bootstrap targets.
 """
 
 import numpy as np
@@ -99,6 +100,14 @@ def test_state_carried_across_the_rollout_boundary_is_the_last_output(monkeypatc
         else:  # copy 1 mid-episode; copies 2 and 3 at their reset step
             assert torch.count_nonzero(stored) > 0
             assert torch.equal(stored, last_out[:, :, e]), f"env {e}"
+
+
+def test_last_values_are_what_the_next_rollout_computes_at_its_first_step(monkeypatch):
+    """`last_values` are the values of the observations after the last step, from the state the
+    next step is fed: zero where that step starts an episode (copy 0 here)."""
+    _, _, (first, second) = two_rollouts(monkeypatch)
+    assert scripted_steps(SCRIPT, 1, first=T)["start"][0].tolist() == [True, False, False, False]
+    torch.testing.assert_close(first.last_values, second.values[0], rtol=0, atol=1e-6)
 
 
 def test_reset_steps_are_stored_but_not_valid(monkeypatch):

@@ -2,7 +2,8 @@
 
 Checked against a replay written out by hand: each env column run step by step through the
 policy, from the rollout's first state, with the state zeroed where the script starts an
-episode, and the PPO loss taken as a mean over the valid steps only (no reset steps, no padding).
+episode, and the PPO loss taken as a mean over the valid steps only (no reset steps, no padding),
+with the advantages normalised over those steps.
 """
 
 import copy
