@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -15,13 +14,17 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.vec_env import VecEnv
 
-from agent.algorithm import checkpoint
+from agent.algorithm import checkpoint, sb3_callbacks, sb3_envs, sb3_names
 from agent.algorithm.buffer import RolloutBuffer
 from agent.algorithm.gae import compute_gae
 from agent.algorithm.losses import explained_variance, policy_loss, value_loss
 from agent.algorithm.lr_schedule import adapt_rate, linear_rate
 from agent.algorithm.normalization import ObsNormalizer, RewardNormalizer
+from agent.algorithm.sb3_api import SB3Methods, resolve_config
 from agent.config import ConfigError, PPOConfig
 from agent.environment.env_state import get_env_state, set_env_state
 from agent.environment.vec_env import EnvError, check_autoreset, find_layer, make_vec_env
@@ -38,6 +41,11 @@ Callback = Callable[["RecurrentPPO"], bool | None]
 class StopTraining(Exception):
     """Raised inside an iteration when `RecurrentPPO.stop_check` asks to stop; `learn` then
     puts the model back as it was before the iteration and returns."""
+
+
+class CallbackStop(Exception):
+    """An SB3 callback's `on_step` returned False: `learn` returns at once, without training on
+    the partial rollout (as in SB3; its steps stay counted)."""
 
 
 class NumericalError(RuntimeError):
@@ -64,21 +72,40 @@ def record_successes(infos: dict[str, Any], successes: deque[float]) -> None:
             successes.extend(np.asarray(infos[key])[infos[f"_{key}"]].astype(float).tolist())
 
 
-class RecurrentPPO:
+class RecurrentPPO(SB3Methods):
     """PPO with an LSTM (or GRU) actor-critic, trained on whole sequences.
 
+    Called our way, `RecurrentPPO(env, config, **hyperparameters)`, or SB3's way,
+    `RecurrentPPO(policy, env, **hyperparameters)` with sb3-contrib's policy name first
+    (`MlpLstmPolicy`, `CnnLstmPolicy`, `MultiInputLstmPolicy`: the encoder is chosen from the
+    observation space, so the name only has to fit it), SB3's `policy_kwargs` and constructor
+    arguments (`agent.algorithm.sb3_names` translates them; README, "Coming from
+    Stable-Baselines3").
+
     Args:
-        env: a Gymnasium id (made with `config.n_envs` copies), a `VectorEnv` (must use NEXT_STEP
-            autoreset, Gymnasium's default), or None for a model that only predicts.
+        policy: a policy name (SB3's form: the env follows), or else the env (our form).
+        env: a Gymnasium id (made with `config.n_envs` copies), a Gymnasium `VectorEnv` (with
+            NEXT_STEP autoreset, Gymnasium's default), a `gym.Env` (one copy), an SB3
+            `DummyVecEnv` (in a `VecNormalize`, whose statistics the model takes over), or None
+            for a model that only predicts. In our form the config may come second instead.
         config: hyperparameters; keyword arguments override its fields (`n_steps=32`).
         env_kwargs: keyword arguments of `gym.make` when `env` is an id.
         wrappers: `module:Callable` wrappers applied to every single env when `env` is an id.
-        tensorboard_log: folder for TensorBoard event files, or None.
+        tensorboard_log: folder for TensorBoard event files, or None. In SB3's form each `learn`
+            writes into a new `RecurrentPPO_<N>` folder inside it, as SB3 does; in ours, into
+            the folder itself (a run folder's `tb/`).
+        observation_space, action_space: the spaces of a model without env.
+        policy_kwargs: SB3's network arguments (`net_arch`, `lstm_hidden_size`, ...).
+        verbose: 0 silent; 1 prints the device, then SB3's table of statistics each iteration.
+
+    Raises `ConfigError` (one line) for an unknown or invalid argument and `EnvError` for an env
+    that cannot be used; the config and device are checked before any env is made.
     """
 
     def __init__(
         self,
-        env: str | VectorEnv | None,
+        policy: Any = None,
+        env: Any = None,
         config: PPOConfig | None = None,
         *,
         env_kwargs: dict[str, Any] | None = None,
@@ -86,34 +113,37 @@ class RecurrentPPO:
         tensorboard_log: str | Path | None = None,
         observation_space: spaces.Space | None = None,
         action_space: spaces.Space | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
         **hyperparameters: Any,
     ) -> None:
-        config = dataclasses.replace(config or PPOConfig(), **hyperparameters)
-        self.env_spec: dict[str, Any] = {"id": None, "kwargs": {}, "wrappers": []}
-        if isinstance(env, str):
-            config.validate()
-            self.env_spec = {
-                "id": env,
-                "kwargs": dict(env_kwargs or {}),
-                "wrappers": list(wrappers),
-            }
-            env = make_vec_env(env, config.n_envs, env_kwargs, wrappers, config.vec_env)
-        elif isinstance(env, VectorEnv):
-            check_autoreset(env)
-            config.n_envs = env.num_envs
-            if find_layer(env, RecordEpisodeStatistics) is None:
-                env = RecordEpisodeStatistics(env, buffer_length=100)
-            spec = getattr(env, "spec", None)
-            if spec is not None:
-                self.env_spec["id"] = spec.id
+        policy_name, env, config = sb3_names.call_form(policy, env, config)
+        config, vec_normalize = resolve_config(
+            policy_name, env, config, hyperparameters, policy_kwargs
+        )
         self.config = config.validate()
+        # Before any env is made: a device that is not there leaves nothing open.
+        self.device = resolve_device(config.device)
+        self._vec_normalize = vec_normalize
+        made_here = isinstance(env, str)
+        env, self.env_spec, self._sb3_env = self._open_env(env, env_kwargs, wrappers)
+        self._owns_sb3_env = False
+        """True when `_sb3_env` is `get_env`'s copy, closed by `close`."""
         self.env: VectorEnv | None = env
         self.observation_space = env.single_observation_space if env else observation_space
         self.action_space = env.single_action_space if env else action_space
         if self.observation_space is None or self.action_space is None:
             raise ValueError("give an env, or both observation_space and action_space")
-
-        self.device = resolve_device(config.device)
+        if policy_name is not None:
+            try:
+                sb3_names.check_policy(policy_name, self.observation_space)
+            except ConfigError:
+                if made_here:
+                    env.close()
+                raise
+        self.verbose = verbose
+        if verbose >= 1:
+            print(f"Using {self.device} device")
         torch.manual_seed(config.seed)
         self.policy = RecurrentActorCritic(self.observation_space, self.action_space, config)
         self.policy.to(self.device)
@@ -133,6 +163,10 @@ class RecurrentPPO:
         self.reward_normalizer = (
             RewardNormalizer(config.n_envs, config.gamma) if config.normalize_reward else None
         )
+        if vec_normalize is not None:
+            sb3_envs.share_statistics(
+                vec_normalize, self.obs_normalizer, self.reward_normalizer, config.gamma
+            )
         self.num_timesteps = 0
         self.total_timesteps = 0
         self.n_updates = 0
@@ -152,6 +186,38 @@ class RecurrentPPO:
         self.stop_check: Callable[[], bool] | None = None
         """Polled at every rollout step and minibatch; True abandons the iteration in progress
         (the model returns to where it began) and ends `learn`. `train.py` sets it on Ctrl-C."""
+        self._sb3_form = policy_name is not None
+        self._tensorboard_dir: Path | None = None
+        """SB3's form: the `RecurrentPPO_<N>` folder of the current `learn` in `tensorboard_log`."""
+        self._logger: Logger | None = None
+        self._log_interval = 1
+        self._sb3_callback: BaseCallback | None = None
+        """The SB3 callback of the `learn` in progress: called at every rollout step."""
+        self._collecting = False
+
+    def _open_env(
+        self, env: Any, env_kwargs: dict[str, Any] | None, wrappers: Sequence[str]
+    ) -> tuple[VectorEnv | None, dict[str, Any], VecEnv | None]:
+        """(the vector env to train on, its spec as recorded in checkpoints, the SB3 `VecEnv`
+        that `get_env` returns if any) for an env id (made with `config.n_envs` copies), a
+        Gymnasium vector env, a `gym.Env` or an SB3 `VecEnv`, or None."""
+        spec: dict[str, Any] = {"id": None, "kwargs": {}, "wrappers": []}
+        sb3_env = None
+        if isinstance(env, str):
+            spec = {"id": env, "kwargs": dict(env_kwargs or {}), "wrappers": list(wrappers)}
+            cfg = self.config
+            env = make_vec_env(env, cfg.n_envs, env_kwargs, wrappers, cfg.vec_env)
+        elif isinstance(env, VectorEnv):
+            check_autoreset(env)
+            if find_layer(env, RecordEpisodeStatistics) is None:
+                env = RecordEpisodeStatistics(env, buffer_length=100)
+            env_spec = getattr(env, "spec", None)
+            if env_spec is not None:
+                spec["id"] = env_spec.id
+        elif env is not None:
+            adapted = sb3_envs.adapt(env)
+            env, sb3_env, spec["id"] = adapted.env, adapted.sb3_view, adapted.env_id
+        return env, spec, sb3_env
 
     @property
     def continues_episodes(self) -> bool:
@@ -190,18 +256,27 @@ class RecurrentPPO:
     def learn(
         self,
         total_timesteps: int,
-        callback: Callback | None = None,
-        progress_bar: bool = False,
+        callback: Any = None,
+        log_interval: int = 1,
+        tb_log_name: str | None = None,
         reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
     ) -> RecurrentPPO:
         """Train for `total_timesteps` environment steps (more, when `reset_num_timesteps` is
         False: SB3's meaning). Each iteration: collect a rollout, compute advantages, update,
         log, call `callback`. An iteration that raises (or that `stop_check` stops) is undone
         first: the model (and the envs, where their state can be saved) is left where it
         began, never half-way through a rollout or an update, so that a checkpoint saved then
-        is consistent."""
+        is consistent.
+
+        `callback`: a function of the model, called after every update (False stops); or SB3's
+        callbacks (`BaseCallback`, a list of them, a function of `(locals, globals)`), called
+        as SB3 calls them (`agent.algorithm.sb3_callbacks`). `log_interval`: iterations between
+        two of SB3's tables (`verbose=1`). `tb_log_name`: the TensorBoard folder's name in
+        `tensorboard_log` (SB3's form: `RecurrentPPO`; numbered per `learn`, as SB3 does)."""
         if self.env is None:
             raise ValueError("this model has no env to learn from")
+        after_update, sb3_callback = sb3_callbacks.split_callback(callback)
         if reset_num_timesteps:
             self.num_timesteps = 0
             self.total_timesteps = total_timesteps
@@ -209,6 +284,16 @@ class RecurrentPPO:
             self.total_timesteps = self.num_timesteps + total_timesteps
         if self._last_obs is None or reset_num_timesteps:
             self._start_episodes()
+        self._start_tensorboard_run(tb_log_name, reset_num_timesteps)
+        self._log_interval = log_interval
+        if self.verbose >= 1:
+            _ = self.logger  # SB3's table from the first iteration on
+        if sb3_callback is not None:
+            total_timesteps = self.total_timesteps  # SB3's local: the count to reach
+            sb3_callback.init_callback(self)
+            sb3_callback.on_training_start(locals(), globals())
+        self._sb3_callback = sb3_callback
+        iteration = 0
         bar = _progress_bar(self.total_timesteps, self.num_timesteps) if progress_bar else None
         try:
             while self.num_timesteps < self.total_timesteps:
@@ -224,22 +309,28 @@ class RecurrentPPO:
                     # Between an update and the next rollout: each rollout and its update see
                     # the same input scale (a uint8 grid's channel ranges, agent.networks.encoders).
                     self.policy.encoder.update_range(buffer.observations)
+                except CallbackStop:
+                    break
                 except StopTraining:
                     self.load_training_state(before)
                     break
                 except Exception:
                     self.load_training_state(before)
                     raise
-                self._log_iteration(start, collect_time)
+                iteration += 1
+                self._log_iteration(start, collect_time, iteration)
                 if bar is not None:
                     _update_bar(bar, self.num_timesteps, self.logs)
-                if callback is not None and callback(self) is False:
+                if after_update is not None and after_update(self) is False:
                     break
         finally:
+            self._sb3_callback = None
             if bar is not None:
                 bar.close()
             if self._writer is not None:
                 self._writer.flush()
+        if sb3_callback is not None:
+            sb3_callback.on_training_end()
         return self
 
     def _check_stop(self) -> None:
@@ -283,6 +374,10 @@ class RecurrentPPO:
         # copies on the device, `torch.multinomial` checks its input asynchronously, and the
         # reset mask goes up from pinned memory without blocking. tests/test_device.py counts.
         pinned = self.device.type == "cuda"
+        hook = self._sb3_callback  # None (nothing to call per step) unless an SB3 callback
+        if hook is not None:
+            hook.on_rollout_start()
+        self._collecting = True
         try:
             for t in range(cfg.n_steps):
                 self._check_stop()
@@ -307,7 +402,10 @@ class RecurrentPPO:
                 self._state = step.state
                 self._last_obs = next_obs
                 self.num_timesteps += cfg.n_envs
+                if hook is not None and not sb3_callbacks.on_step(hook, locals()):
+                    raise CallbackStop
         finally:
+            self._collecting = False
             self._episode_start = torch.as_tensor(starts, device=self.device)
             self._reset_step = torch.as_tensor(resets, device=self.device)
 
@@ -315,6 +413,9 @@ class RecurrentPPO:
         buffer.finish(
             last_values=actor.value(last_obs, reset_state(self._state, self._episode_start))
         )
+        if hook is not None:
+            hook.update_locals({"rollout_buffer": buffer, "new_obs": self._last_obs})
+            hook.on_rollout_end()
         return buffer
 
     def compute_advantages(self, buffer: RolloutBuffer) -> None:
@@ -423,12 +524,14 @@ class RecurrentPPO:
             logs["train/std"] = self.policy.action_head.log_std.detach().exp().mean().item()
         return logs
 
-    def _log_iteration(self, start: float, collect_time: float) -> None:
+    def _log_iteration(self, start: float, collect_time: float, iteration: int = 1) -> None:
         elapsed = time.perf_counter() - start
         self.logs.update(self.episode_summary())
         self.logs["time/fps"] = self.config.rollout_size / max(elapsed, 1e-9)
         self.logs["time/collect_fraction"] = collect_time / max(elapsed, 1e-9)
         self.log_scalars(self.logs)
+        if self._logger is not None and iteration % max(self._log_interval, 1) == 0:
+            sb3_callbacks.dump_iteration(self._logger, self.logs, self.num_timesteps, iteration)
 
     def episode_summary(self) -> dict[str, float]:
         """SB3's `rollout/` means over the last 100 finished episodes (none before the first)."""
@@ -457,7 +560,7 @@ class RecurrentPPO:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.tensorboard_log))
+            self._writer = SummaryWriter(str(self._tensorboard_dir or self.tensorboard_log))
             self._writer.add_text(
                 "hyperparameters",
                 "\n".join(f"    {k}: {v}" for k, v in self.config.to_dict().items()),
@@ -465,12 +568,15 @@ class RecurrentPPO:
         return self._writer
 
     def close(self) -> None:
-        """Close the TensorBoard writer and the environments."""
+        """Close the TensorBoard writer and the environments (and `get_env`'s copy)."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
         if self.env is not None:
             self.env.close()
+        if self._owns_sb3_env:
+            self._sb3_env.close()
+            self._sb3_env = None
 
     # ------------------------------------------------------------------------------ acting ---
 
@@ -510,7 +616,12 @@ class RecurrentPPO:
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write a checkpoint (atomically) with everything needed to predict and to resume;
-        `extra` is JSON-able data of the caller's (train.py keeps its schedule there)."""
+        `extra` is JSON-able data of the caller's (train.py keeps its schedule there). A path
+        without a suffix gets `.zip`, as in SB3 (`save("model")` writes `model.zip`). Returns
+        the path written."""
+        path = Path(path)
+        if not path.suffix:
+            path = path.with_name(f"{path.name}.zip")
         meta = checkpoint.metadata(
             self.config, self.env_spec, self.observation_space, self.action_space, extra
         )
@@ -569,8 +680,9 @@ class RecurrentPPO:
 
     def _rollout_state(self) -> dict[str, Any] | None:
         """Where the envs and the memory stand between two rollouts, when the env can save its
-        state (see `agent.environment.env_state`); None otherwise."""
-        if self.env is None or self._last_obs is None:
+        state (see `agent.environment.env_state`); None otherwise, and during a rollout (an SB3
+        callback that saves the model mid-rollout saves no episodes to continue)."""
+        if self.env is None or self._last_obs is None or self._collecting:
             return None
         env_state = get_env_state(self.env)
         if env_state is None:
@@ -607,7 +719,7 @@ class RecurrentPPO:
     def load(
         cls,
         path: str | Path,
-        env: str | VectorEnv | None = None,
+        env: Any = None,
         device: str | None = None,
         tensorboard_log: str | Path | None = None,
         env_overrides: dict[str, Any] | None = None,
@@ -616,10 +728,14 @@ class RecurrentPPO:
 
         `env`: None for a model that only predicts; "recorded" to rebuild the env the checkpoint
         was trained on (its id, kwargs and wrappers; `env_overrides` update the kwargs); a
-        Gymnasium id or a VectorEnv to continue on another one with the same spaces. The saved
-        episodes continue only on the env they were saved from, unchanged. Raises
+        Gymnasium id or an env object (as the constructor takes) to continue on another one
+        with the same spaces. The saved episodes continue only on the env they were saved from,
+        unchanged. `path` without its `.zip` suffix is found, as in SB3. Raises
         `CheckpointError` (or `EnvError`) with one line on any problem.
         """
+        path = Path(path)
+        if not path.exists() and Path(f"{path}.zip").is_file():
+            path = Path(f"{path}.zip")
         payload = checkpoint.load_checkpoint(path)
         meta = checkpoint.read_metadata(payload, path)
         config = meta.config
