@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,25 @@ def find_checkpoint(path: Path) -> tuple[Path, str]:
     raise CheckpointError(f"{path} holds neither model.pt nor checkpoints/last.pt")
 
 
+def load_or_point_at_a_step(
+    checkpoint: Path, device: str, overrides: dict[str, Any]
+) -> RecurrentPPO:
+    """Load `checkpoint`; when it is a run's unreadable `checkpoints/last.pt`, the one-line
+    `CheckpointError` names the newest intact `checkpoints/step_<N>.pt` and what to do with it."""
+    try:
+        return RecurrentPPO.load(checkpoint, env=None, device=device, env_overrides=overrides)
+    except CheckpointError as e:
+        paths = RunPaths.of_checkpoint(checkpoint)
+        intact = paths.newest_readable_step() if checkpoint == paths.last else None
+        if intact is None:
+            raise
+        step = shlex.quote(str(intact))
+        raise CheckpointError(
+            f"{one_line(e)}; {intact} is intact: evaluate it with python evaluate.py {step}, "
+            f"or resume training from it with python train.py --resume {step}"
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Load, rebuild the recorded env (with `--env-kwargs` overrides), run, report. The model
     loads on `--device`, `auto` as SB3's `load`, not where it trained: evaluating resumes no
@@ -54,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             check_figure_path(args.plot_memory)  # before the evaluation, not after it
         overrides = parse_env_kwargs(args.env_kwargs)
         checkpoint, note = find_checkpoint(Path(args.path))
-        model = RecurrentPPO.load(checkpoint, env=None, device=args.device, env_overrides=overrides)
+        model = load_or_point_at_a_step(checkpoint, args.device, overrides)
         spec = model.env_spec
         if not spec.get("id"):
             raise CheckpointError(f"{checkpoint} does not record which env it was trained on")

@@ -27,7 +27,12 @@ from agent.run.cli import (
     run_script,
     train_parser,
 )
-from agent.run.run_folder import claim_new_folder, write_config
+from agent.run.run_folder import (
+    cannot_make,
+    check_folder_can_be_made,
+    claim_new_folder,
+    write_config,
+)
 
 
 @dataclasses.dataclass
@@ -62,8 +67,12 @@ def new_run(args: argparse.Namespace) -> Run:
     env_id, config = settings.env_id, settings.config
     for note in settings.notes:
         print(f"note: {note}", flush=True)
+    # Early, before the env is built: a folder that cannot be written fails with nothing made.
     if args.run_dir:
-        _refuse_a_used_folder(RunPaths(Path(args.run_dir)))  # early, before the env is built
+        check_folder_can_be_made(Path(args.run_dir))
+        _refuse_a_used_folder(RunPaths(Path(args.run_dir)))
+    else:
+        check_folder_can_be_made(default_run_dir(env_id, config.seed).parent)
     model = RecurrentPPO(env_id, config, env_kwargs=settings.env_kwargs, wrappers=settings.wrappers)
     try:
         paths = claim_run_dir(Path(args.run_dir) if args.run_dir else None, env_id, config.seed)
@@ -81,16 +90,19 @@ def claim_run_dir(run_dir: Path | None, env_id: str, seed: int) -> RunPaths:
     `--run-dir` is claimed by creating its `config.yaml` exclusively (the folder may exist, but
     not hold a run). The default `runs/<env>__<seed>__<time>` is claimed by creating the folder
     itself; when another run took that name in the same second, `-2`, `-3`, ... are tried.
-    Raises `UsageError` when `run_dir` already holds a run.
+    Raises `UsageError` when `run_dir` already holds a run, or cannot be created or written.
     """
     if run_dir is not None:
         paths = RunPaths(run_dir)
+        check_folder_can_be_made(paths.root)
         _refuse_a_used_folder(paths)
-        paths.root.mkdir(parents=True, exist_ok=True)
         try:
+            paths.root.mkdir(parents=True, exist_ok=True)
             paths.config.open("x").close()
         except FileExistsError:
             _refuse_a_used_folder(paths, taken=True)
+        except OSError as e:
+            raise cannot_make(paths.root, e) from None
         return paths
     return RunPaths(claim_new_folder(default_run_dir(env_id, seed)))
 
@@ -125,12 +137,21 @@ def resume_run(args: argparse.Namespace) -> Run:
     # The run stays on the device it trained on (exact resume) unless --device moves it: a run
     # trained on CUDA asks for --device cpu on a machine without (a one-line ConfigError).
     device = getattr(args, "device", None)
-    model = RecurrentPPO.load(
-        checkpoint,
-        env="recorded",
-        device=device if isinstance(device, str) else None,
-        tensorboard_log=paths.tensorboard,
-    )
+    try:
+        model = RecurrentPPO.load(
+            checkpoint,
+            env="recorded",
+            device=device if isinstance(device, str) else None,
+            tensorboard_log=paths.tensorboard,
+        )
+    except CheckpointError as e:
+        intact = paths.newest_readable_step() if checkpoint == paths.last else None
+        if intact is None:
+            raise
+        raise CheckpointError(
+            f"{one_line(e)}; {intact} is intact: resume from it with python "
+            f"{shlex.quote(_script('train.py'))} --resume {shlex.quote(str(intact))}"
+        ) from None
     total = args.total_timesteps or model.total_timesteps
     if total <= model.num_timesteps:
         model.close()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 from gymnasium import spaces
 
-from envs.batched import BatchedTask, TaskEnv, TaskVectorEnv, positive_int
+from envs.batched import RENDERABLE, BatchedTask, TaskEnv, TaskVectorEnv, positive_int
+
+CELL = 12
+"""Pixels of the rendered frame's unit: an arm's column is two wide and four high."""
 
 
 class BanditTask(BatchedTask):
@@ -44,6 +49,26 @@ class BanditTask(BatchedTask):
         self.last[:, self.num_arms] = pulled
         self.t = np.minimum(self.t + 1, self.length)
         return pulled / self.length, self.t >= self.length, np.zeros(self.n, dtype=np.float32)
+
+    def render(self, index: int) -> np.ndarray:
+        """A column per arm, filled to its (hidden) pay probability: grey, or for the arm just
+        pulled, green when it paid and red when not; below, the elapsed time."""
+        height = 4 * CELL
+        width = self.num_arms * 3 * CELL
+        frame = np.full((height + CELL, width, 3), 40, dtype=np.uint8)
+        pulled = np.flatnonzero(self.last[index, : self.num_arms])
+        paid = self.last[index, self.num_arms] > 0
+        for arm in range(self.num_arms):
+            left = arm * 3 * CELL + CELL // 2
+            fill = round(float(self.probs[index, arm]) * height)
+            colour = (170, 170, 170)
+            if arm in pulled:
+                colour = (60, 200, 60) if paid else (220, 30, 30)
+                frame[:height, left - 2 : left + 2 * CELL + 2] = 90  # the arm pulled: framed
+            frame[height - fill : height, left : left + 2 * CELL] = colour
+        elapsed = int(self.t[index]) * width // self.length
+        frame[height + CELL // 2 :, :elapsed] = 200
+        return frame
 
 
 class BanditEnv(TaskEnv):
@@ -85,15 +110,20 @@ class BanditEnv(TaskEnv):
     ## Arguments
     - `num_arms` (int >= 2, default 2)
     - `length` (int >= 1, default 100)
+    - `render_mode`: `"rgb_array"` draws a column per arm, filled to its pay probability (which
+      the agent does not see), the arm just pulled framed and filled green if it paid, red if
+      not, and a bar of the elapsed time.
 
     ## Version History
-    - v0: initial version.
+    - v0: initial version; `rgb_array` rendering added later (the dynamics are unchanged).
     """
 
     task_class = BanditTask
+    metadata: ClassVar[dict[str, Any]] = RENDERABLE
 
 
 class BanditVectorEnv(TaskVectorEnv):
     """`num_envs` copies of `BanditEnv` in one numpy call."""
 
     task_class = BanditTask
+    metadata: ClassVar[dict[str, Any]] = {**TaskVectorEnv.metadata, **RENDERABLE}

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import colorsys
+from typing import Any, ClassVar
+
 import numpy as np
 from gymnasium import spaces
 
-from envs.batched import BatchedTask, TaskEnv, TaskVectorEnv, positive_int
+from envs.batched import RENDERABLE, BatchedTask, TaskEnv, TaskVectorEnv, positive_int
+
+CELL = 12
+"""Pixels of a symbol's square in the rendered frame."""
+SHOWN = 48
+"""Symbols a frame shows at most: a longer stream scrolls, keeping the current one in view."""
+
+
+def symbol_colours(k: int) -> np.ndarray:
+    """`k` colours evenly spaced in hue, [k, 3] uint8: symbol i is drawn in colour i. Half a
+    step off red, the colour of wrong answers."""
+    rgb = [colorsys.hsv_to_rgb((i + 0.5) / k, 0.8, 0.95) for i in range(k)]
+    return (np.array(rgb) * 255).astype(np.uint8)
 
 
 class _StreamTask(BatchedTask):
@@ -50,6 +65,32 @@ class _StreamTask(BatchedTask):
         terminated = self.t >= self.length
         success = (self.correct == self.scored_steps()).astype(np.float32)
         return rewards, terminated, success
+
+    def render(self, index: int) -> np.ndarray:
+        """Left, the answer wanted now (dark when this step is not scored); right, the symbols
+        shown so far, the current one raised; below, the share of right answers (green) and
+        wrong ones (red) of the episode's scored steps."""
+        colours = symbol_colours(self.num_symbols)
+        t = int(self.t[index])
+        current = min(t, self.length - 1)
+        shown = min(self.length, SHOWN)
+        first = max(0, current - shown + 1)
+        width = (shown + 2) * CELL
+        frame = np.full((4 * CELL, width, 3), 40, dtype=np.uint8)
+        answer, scored = self.target()
+        if scored[index]:
+            frame[CELL // 2 : 2 * CELL + CELL // 2, :CELL] = colours[answer[index]]
+        for k in range(first, current + 1):
+            left = (k - first + 2) * CELL
+            top = 0 if k == current else CELL  # the symbol the agent sees now stands out
+            frame[top : 2 * CELL, left + 1 : left + CELL - 1] = colours[self.symbols[index, k]]
+        # The scored steps are the last `scored_steps()` of the episode.
+        answered = max(0, self.scored_steps() - (self.length - t))
+        right = int(self.correct[index]) * width // self.scored_steps()
+        wrong = (answered - int(self.correct[index])) * width // self.scored_steps()
+        frame[3 * CELL :, :right] = (60, 200, 60)
+        frame[3 * CELL :, right : right + wrong] = (220, 30, 30)
+        return frame
 
 
 class RepeatFirstTask(_StreamTask):
@@ -112,18 +153,23 @@ class RepeatFirstEnv(TaskEnv):
     ## Arguments
     - `num_symbols` (int >= 2, default 4)
     - `length` (int >= 1, default 20)
+    - `render_mode`: `"rgb_array"` draws the symbols shown so far as coloured squares (the
+      current one raised; the last 48 when the stream is longer), the answer wanted now
+      at the left, and a bar of the right (green) and wrong (red) answers so far.
 
     ## Version History
-    - v0: initial version.
+    - v0: initial version; `rgb_array` rendering added later (the dynamics are unchanged).
     """
 
     task_class = RepeatFirstTask
+    metadata: ClassVar[dict[str, Any]] = RENDERABLE
 
 
 class RepeatFirstVectorEnv(TaskVectorEnv):
     """`num_envs` copies of `RepeatFirstEnv` in one numpy call."""
 
     task_class = RepeatFirstTask
+    metadata: ClassVar[dict[str, Any]] = {**TaskVectorEnv.metadata, **RENDERABLE}
 
 
 class RepeatPreviousEnv(TaskEnv):
@@ -156,15 +202,20 @@ class RepeatPreviousEnv(TaskEnv):
     - `num_symbols` (int >= 2, default 4)
     - `delay` (int >= 1, default 4, smaller than `length`)
     - `length` (int, default 32)
+    - `render_mode`: `"rgb_array"` draws the symbols shown so far as coloured squares (the
+      current one raised; the last 48 when the stream is longer), the answer wanted now
+      at the left, and a bar of the right (green) and wrong (red) answers so far.
 
     ## Version History
-    - v0: initial version.
+    - v0: initial version; `rgb_array` rendering added later (the dynamics are unchanged).
     """
 
     task_class = RepeatPreviousTask
+    metadata: ClassVar[dict[str, Any]] = RENDERABLE
 
 
 class RepeatPreviousVectorEnv(TaskVectorEnv):
     """`num_envs` copies of `RepeatPreviousEnv` in one numpy call."""
 
     task_class = RepeatPreviousTask
+    metadata: ClassVar[dict[str, Any]] = {**TaskVectorEnv.metadata, **RENDERABLE}

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -106,3 +107,22 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         save_checkpoint({"step": 2}, path)
     assert load_checkpoint(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left
+
+
+def test_a_stable_baselines3_zip_is_named_as_such(tmp_path):
+    from sb3_contrib import RecurrentPPO as Sb3RecurrentPPO
+
+    Sb3RecurrentPPO("MlpLstmPolicy", "CartPole-v1", n_steps=8, batch_size=8).save(
+        tmp_path / "sb3.zip"
+    )
+    # A zip with SB3's entries alone is recognised too: its table of contents is all that is read.
+    with zipfile.ZipFile(tmp_path / "hand.zip", "w") as archive:
+        archive.writestr("data", "{}")
+        archive.writestr("policy.pth", b"")
+    for name in ("sb3.zip", "hand.zip"):
+        with pytest.raises(CheckpointError) as error:
+            load_checkpoint(tmp_path / name)
+        assert str(error.value) == (
+            f"{tmp_path / name} is a Stable-Baselines3 / sb3-contrib model, "
+            "not a memory-ppo checkpoint"
+        )

@@ -298,7 +298,13 @@ def test_bad_kwargs_raise_a_clear_value_error(env_id, kwargs, word):
         gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point", **kwargs)
 
 
-@pytest.mark.parametrize("env_id", ["Memory/TMaze-v0", "Memory/VisualMatch-v0"])
+RENDERED = [
+    "Memory/TMaze-v0", "Memory/VisualMatch-v0", "Memory/RepeatFirst-v0",
+    "Memory/RepeatPrevious-v0", "Memory/Bandit-v0",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("env_id", RENDERED)
 def test_rgb_array_rendering(env_id):
     env = gym.make(env_id, render_mode="rgb_array")
     env.reset(seed=0)
@@ -317,3 +323,61 @@ def test_native_vector_env_takes_a_list_of_seeds_like_sync():
     np.testing.assert_array_equal(first, again)
     with pytest.raises(ValueError, match="seeds"):
         env.reset(seed=[1, 2])
+
+
+@pytest.mark.parametrize("env_id", RENDERED)
+def test_native_vector_env_renders_each_copy(env_id):
+    env = gym.make_vec(
+        env_id, num_envs=2, vectorization_mode="vector_entry_point", render_mode="rgb_array"
+    )
+    env.reset(seed=0)
+    frames = env.render()
+    assert len(frames) == 2 and all(f.dtype == np.uint8 and f.shape[2] == 3 for f in frames)
+
+
+GREEN, RED = (60, 200, 60), (220, 30, 30)
+
+
+def has_colour(frame, colour):
+    return bool((frame == colour).all(axis=-1).any())
+
+
+@pytest.mark.parametrize(("env_id", "kwargs"), [
+    ("Memory/RepeatFirst-v0", {"length": 6}),
+    ("Memory/RepeatPrevious-v0", {"length": 6, "delay": 1}),
+])  # fmt: skip
+def test_a_stream_frame_shows_the_symbols_and_the_answers_scored(env_id, kwargs):
+    from envs.repeat import symbol_colours
+
+    env = gym.make(env_id, render_mode="rgb_array", num_symbols=4, **kwargs)
+    obs, _ = env.reset(seed=3)
+    colours = symbol_colours(4)
+    seen = [int(obs.argmax())]
+    assert has_colour(env.render(), colours[seen[0]])  # the symbol the agent sees
+    right = 0
+    for wrong_now in (False, False, True):
+        task = env.unwrapped.task
+        answer, scored = task.target()
+        action = (int(answer[0]) + wrong_now) % 4
+        right += bool(scored[0]) and not wrong_now
+        obs, *_ = env.step(action)
+        seen.append(int(obs.argmax()))
+        frame = env.render()
+        for symbol in seen:
+            assert has_colour(frame, colours[symbol])
+        assert has_colour(frame, GREEN) == (right > 0)
+    assert has_colour(frame, RED)  # the last answer was wrong
+
+
+def test_a_bandit_frame_shows_the_arm_pulled_and_whether_it_paid():
+    env = gym.make("Memory/Bandit-v0", render_mode="rgb_array", length=20)
+    env.reset(seed=0)
+    assert not has_colour(env.render(), GREEN) and not has_colour(env.render(), RED)
+    for _ in range(10):
+        _, reward, *_ = env.step(1)
+        frame = env.render()
+        assert has_colour(frame, GREEN) == (reward > 0) and has_colour(frame, RED) == (reward == 0)
+        # The arm pulled is the right one of the two columns.
+        colour = GREEN if reward > 0 else RED
+        columns = np.flatnonzero((frame == colour).all(axis=-1).any(axis=0))
+        assert columns.min() >= frame.shape[1] // 2

@@ -267,3 +267,20 @@ def test_video_of_an_env_that_cannot_render_is_a_clear_error(run_dir, tmp_path, 
     code = evaluate_script.main([str(run_dir), "--video", str(tmp_path / "videos")])
     err = capsys.readouterr().err
     assert one_line_error(code, err) and "render" in err
+
+
+def test_an_unreadable_last_checkpoint_points_at_the_newest_intact_step(run_dir, tmp_path, capsys):
+    good = (run_dir / "checkpoints" / "last.pt").read_bytes()
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "last.pt").write_bytes(good[: len(good) // 2])  # cut short
+    (checkpoints / "step_128.pt").write_bytes(good[:100])  # newer, but damaged too
+    (checkpoints / "step_64.pt").write_bytes(good)
+    (checkpoints / "step_32.pt").write_bytes(good)
+    code = evaluate_script.main([str(tmp_path), "--episodes", "2"])
+    err = capsys.readouterr().err
+    assert one_line_error(code, err), err
+    intact = checkpoints / "step_64.pt"
+    assert "last.pt" in err and "corrupt or truncated" in err
+    assert f"python evaluate.py {intact}" in err and f"train.py --resume {intact}" in err
+    assert evaluate_script.main([str(intact), "--episodes", "2"]) == 0

@@ -206,3 +206,72 @@ def test_a_long_title_is_wrapped_to_a_one_panel_figure(tmp_path):
     assert " ".join(lines) == title
     wide, _ = panel_grid(3, title)
     assert wide.get_suptitle() == title
+
+
+def test_a_kwarg_a_run_left_to_its_env_is_labelled_with_the_envs_default(tmp_path):
+    """`length=?` was the label of a run made without `--env-kwargs length=...`."""
+    runs = [
+        curves.read_run(make_run(tmp_path / name, success(0.5), kwargs, seed=seed))
+        for name, kwargs, seed in [("default", {}, 0), ("ten", {"length": 10}, 1), ("long", {"length": 40}, 0)]
+    ]  # fmt: skip
+    groups = curves.group_runs(runs)
+    # A run made with {} is one made with length 10 (TMaze's default): the same config, seeds apart.
+    assert [group.label for group in groups] == ["length=10 (2 seeds)", "length=40"]
+    other_env = make_run(tmp_path / "repeat", success(0.5), {"delay": 2})
+    record = yaml.safe_load((other_env / "config.yaml").read_text())
+    (other_env / "config.yaml").write_text(
+        yaml.safe_dump({**record, "env": "Memory/RepeatPrevious-v0"}, sort_keys=False)
+    )
+    labels = [group.label for group in curves.group_runs([runs[2], curves.read_run(other_env)])]
+    assert labels == [
+        "env=Memory/RepeatPrevious-v0, length=32, num_symbols=4, delay=2",
+        "env=Memory/TMaze-v0, length=40, noise=False",
+    ]
+    assert curves.env_defaults("Memory/TMaze-v0") == {"length": 10, "noise": False}
+    assert curves.env_defaults("No/SuchEnv-v0") == {}
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        [{"length": 5}, {"length": 10}, {"length": 20}],
+        [
+            {"length": 5, "learning_rate": 3e-4, "ent_coef": 0.02, "n_steps": 64},
+            {"length": 10, "learning_rate": 1e-3, "ent_coef": 0.0, "n_steps": 128},
+            {"length": 20, "learning_rate": 3e-3, "ent_coef": 0.05, "n_steps": 256},
+        ],
+        [
+            {
+                "length": length,
+                "net_arch": [length + i for i in range(24)],
+                "gamma": 0.9 + length / 1000,
+            }
+            for length in (5, 10, 20)
+        ],
+    ],
+    ids=["short", "long", "longer than the figure"],
+)
+def test_the_legend_lies_inside_the_figure(tmp_path, settings):
+    """It was cut off at both edges once two labels side by side were wider than the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    runs = []
+    for i, hp in enumerate(settings):
+        kwargs = {"length": hp["length"]}
+        rest = {key: value for key, value in hp.items() if key != "length"}
+        runs.append(
+            curves.read_run(make_run(tmp_path / f"r{i}", success(0.1, 0.5), kwargs, **rest))
+        )
+    groups = curves.group_runs(runs)
+    figure = curves.curves_figure(groups, ["rollout/success_rate"])
+    FigureCanvasAgg(figure).draw()
+    (legend,) = figure.legends
+    box, page = legend.get_window_extent(), figure.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+    # Below the panels, not over them.
+    (ax,) = figure.axes
+    assert box.y1 <= ax.get_tightbbox().y0
+    # Every label is there, whole (perhaps broken into lines), with its values.
+    texts = [" ".join(text.get_text().split()) for text in legend.get_texts()]
+    assert texts == [group.label for group in groups]
+    assert [text.split(",")[0] for text in texts] == ["length=5", "length=10", "length=20"]

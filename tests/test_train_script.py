@@ -302,3 +302,60 @@ def test_log_memory_without_matplotlib_is_refused_before_training(tmp_path, monk
     err = capsys.readouterr().err
     assert err.startswith("error: --log-memory") and "pip install matplotlib" in err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "file/run", "file/deeper/run"])
+def test_a_run_dir_that_cannot_be_a_folder_is_one_line_exit_2(where, tmp_path, monkeypatch, capsys):
+    # As root, chmod cannot make a folder read-only: a path through a file cannot be written.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("mine")
+    argv = [*TINY, "--total-timesteps", "64", "--run-dir", str(tmp_path / where)]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1, err
+    assert "is a file, not a folder" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_default_runs_folder_that_is_a_file_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("mine")
+    assert train.main([*TINY, "--total-timesteps", "64"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and "runs" in err, err
+    assert (tmp_path / "runs").read_text() == "mine"
+
+
+def test_a_negative_seed_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    # It used to write a run folder and a checkpoint, then fail in the random generator.
+    monkeypatch.chdir(tmp_path)
+    argv = [*TINY, "--total-timesteps", "64", "--seed", "-1", "--run-dir", str(tmp_path / "run")]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and "seed" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreadable_last_checkpoint_points_at_the_newest_intact_step(
+    run, tmp_path, monkeypatch, capsys
+):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    copy = tmp_path / "run"
+    shutil.copytree(run[0], copy)
+    (copy / "model.pt").unlink()
+    last = copy / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])  # a copy cut short, a full disk
+    newest = copy / "checkpoints" / "step_256.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    assert train.main(["--resume", str(copy), "--total-timesteps", "384"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read checkpoint") and err.count("\n") == 1, err
+    intact = copy / "checkpoints" / "step_128.pt"
+    assert err.rstrip().endswith(f"--resume {intact}")
+    # The advice works: the run goes on from step 128, in its own folder.
+    argv = ["--resume", str(intact), "--total-timesteps", "384", "--no-progress"]
+    assert train.main(argv) == 0
+    assert RecurrentPPO.load(last).num_timesteps == 384

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -449,3 +450,55 @@ def test_joins_a_ray_cluster_started_apart(tmp_path):
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- issue 29 ---
+
+
+@pytest.mark.parametrize("where", ["file", "file/exp"])
+def test_a_run_dir_that_cannot_be_a_folder_is_one_line_exit_2(where, tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    argv = [*TINY, "--total-timesteps", "512", "--seeds", "2", "--run-dir", str(tmp_path / where)]
+    assert tune_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1, err
+    assert "is a file, not a folder" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_the_output_is_our_lines_and_errors_only(tmp_path, monkeypatch):
+    """`tune.py --seeds 3` printed 125 lines on a tiny budget: Ray's token warning and packaging
+    notes, Tune's tables, worker lines (some after the summary, some folded into one "[repeated
+    3x across cluster]"), Ray's Tuner.restore advice. A trial that fails is still told, once
+    per failure, and in the results."""
+    for name in (
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS",
+        "RAY_AIR_NEW_OUTPUT",
+        "TUNE_PRINT_ALL_TRIAL_ERRORS",
+    ):
+        monkeypatch.delenv(name, raising=False)  # as a user's shell has them: unset
+    exp = tmp_path / "exp"
+    marker = tmp_path / "crashed"
+    crash_once = ["--wrapper", f"{__name__}:RaiseOnce", f"marker={str(marker)!r}", "after=100"]
+    argv = [*TINY, "--total-timesteps", "256", "--seeds", "3", "--run-dir", str(exp), *crash_once]
+    code, out, err = run_tune(*argv)
+    assert code == 0, err[-3000:]
+    assert marker.exists()  # a trial did crash, and was restarted
+    # stderr: the failure, in one line.
+    (failure,) = err.splitlines()
+    assert re.fullmatch(
+        r"seed[012]: failed: RuntimeError: simulator crashed; restarting from its last "
+        r"checkpoint \(1 of 3 restarts\)",
+        failure,
+    ), err
+    # stdout: what we print, in order: the plan, 2 reports of each of 3 trials (every 128 steps),
+    # the table (a header, 3 rows, the seeds' mean), the results file and TensorBoard.
+    lines = out.splitlines()
+    assert len(lines) == 1 + 6 + 5 + 2, out
+    assert lines[0].startswith("running 3 seeds of")
+    reports = sorted(line.partition(": eval return ")[0] for line in lines[1:7])
+    assert reports == sorted(f"seed{s}: step {n}" for s in range(3) for n in (128, 256)), out
+    assert lines[7].startswith("trial ") and lines[11].startswith("eval/mean_reward over 3 seeds")
+    assert lines[12] == f"results: {exp / 'results.csv'}"
+    assert lines[13] == f"tensorboard: tensorboard --logdir {exp}"

@@ -109,3 +109,21 @@ def test_an_error_after_the_recorder_is_made_leaves_no_folder(tmp_path):
     with pytest.raises(ValueError, match="spaces"):
         evaluate(WrongSpaces(), "Memory/TMaze-v0", n_episodes=1, video_dir=tmp_path / "a" / "b")
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [
+        ("Memory/RepeatFirst-v0", {"length": 4}),
+        ("Memory/RepeatPrevious-v0", {"length": 4, "delay": 1}),
+        ("Memory/Bandit-v0", {"length": 4}),
+    ],
+)
+def test_symbol_stream_and_bandit_videos(env_id, kwargs, tmp_path):
+    run = saved_model(tmp_path, env_id, **kwargs)
+    videos = tmp_path / "videos"
+    assert evaluate_script.main([str(run), "--episodes", "1", "--video", str(videos)]) == 0
+    [video] = videos.glob("*.mp4")
+    frames = frames_of(video)
+    assert len(frames) == kwargs["length"] + 1  # reset's frame, then one per step
+    assert frames[0].shape[0] >= MIN_VIDEO_HEIGHT

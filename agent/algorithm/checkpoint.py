@@ -67,6 +67,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(
             f"cannot read checkpoint {path}: corrupt or truncated (not a zip archive)"
         )
+    if is_sb3_model(path):
+        raise CheckpointError(
+            f"{path} is a Stable-Baselines3 / sb3-contrib model, not a {FORMAT} checkpoint"
+        )
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -91,6 +95,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} has checkpoint format version {version}; this version reads {FORMAT_VERSION}"
         )
     return payload
+
+
+def is_sb3_model(path: str | Path) -> bool:
+    """Is `path` a Stable-Baselines3 (or sb3-contrib) `model.save` zip? It holds the entries
+    `data` (the JSON of the model's attributes) and `policy.pth`, where a `torch.save` zip holds
+    `<name>/data.pkl`. Only the zip's table of contents is read: nothing is unpickled."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return {"data", "policy.pth"} <= names
 
 
 # ------------------------------------------------------------------------ a model's metadata ---

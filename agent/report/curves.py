@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from agent.report.figures import check_figure_path
+from agent.report.figures import check_figure_path, legend_below
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -113,7 +113,10 @@ def read_run(path: str | Path) -> RunLog:
         raise RunFolderError(f"{path} holds TensorBoard events but no scalars")
     config_file = path / "config.yaml"
     record = yaml.safe_load(config_file.read_text()) if config_file.is_file() else None
-    return RunLog(path, flat_config(record) if isinstance(record, dict) else {}, scalars)
+    if not isinstance(record, dict):
+        return RunLog(path, {}, scalars)
+    env = record.get("env")
+    return RunLog(path, flat_config(record, env_defaults(env) if env else {}), scalars)
 
 
 def read_scalars(folder: str | Path) -> dict[str, Curve]:
@@ -143,18 +146,54 @@ def read_scalars(folder: str | Path) -> dict[str, Curve]:
     return curves
 
 
-def flat_config(record: dict[str, Any]) -> dict[str, Any]:
+def flat_config(record: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run's `config.yaml` as one level of settings, in its order: the env kwargs stand in
     place of `env_kwargs` under their own names (`length`), or as `env_kwargs.NAME` where a
-    name is also a top-level key."""
+    name is also a top-level key. `defaults` (`env_defaults`) fill in the env kwargs the run
+    did not pass, so that a run made with `{}` and one made with `{length: 20}` compare (and
+    are labelled) by the length each was made with."""
     flat: dict[str, Any] = {}
     for key, value in record.items():
-        if key == "env_kwargs" and isinstance(value, dict):
-            for name, kwarg in value.items():
+        if key == "env_kwargs" and isinstance(value, dict | None):
+            for name, kwarg in {**(defaults or {}), **(value or {})}.items():
                 flat[f"env_kwargs.{name}" if name in record else name] = kwarg
         elif key != "env_kwargs":
             flat[key] = value
     return flat
+
+
+def env_defaults(env_id: str) -> dict[str, Any]:
+    """The env kwargs `env_id` is made with where a run passes none, as the env is registered
+    now: its registered kwargs over the keyword defaults of its entry point (and, for a task of
+    `envs/`, which takes its kwargs through `**kwargs`, of its `task_class`). Empty when the id
+    or its entry point cannot be loaded here: the run's own kwargs are then all there is."""
+    import inspect
+
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    from agent.environment.vec_env import check_env_id
+
+    try:
+        check_env_id(env_id)  # imports a `module:` prefix; the Memory/ suite is registered
+        spec = gym.spec(env_id.rpartition(":")[2])
+        entry = spec.entry_point
+        creator = entry if callable(entry) else load_env_creator(entry)
+    except (ValueError, ImportError, AttributeError, gym.error.Error):
+        return {}
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    defaults: dict[str, Any] = {}
+    for target in (creator, getattr(creator, "task_class", None)):
+        try:
+            parameters = inspect.signature(target).parameters.values() if target else []
+        except (TypeError, ValueError):  # a builtin or C callable without a signature
+            continue
+        defaults |= {
+            p.name: p.default
+            for p in parameters
+            if p.kind in named and p.default is not p.empty and p.name != "render_mode"
+        }
+    return {**defaults, **(spec.kwargs or {})}
 
 
 # ----------------------------------------------------------------------------- grouping ---
@@ -171,8 +210,9 @@ def differing_keys(configs: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def describe(config: dict[str, Any], keys: Sequence[str]) -> str:
-    """`length=50, learning_rate=0.0003`: the values of `keys` in `config`."""
-    return ", ".join(f"{key}={_format(key, config.get(key, '?'))}" for key in keys)
+    """`length=50, learning_rate=0.0003`: the values of `keys` in `config`, leaving out those
+    it does not hold (a kwarg of another env)."""
+    return ", ".join(f"{key}={_format(key, config[key])}" for key in keys if key in config)
 
 
 def group_runs(runs: Sequence[RunLog]) -> list[Group]:
@@ -343,13 +383,7 @@ def curves_figure(groups: Sequence[Group], tags: Sequence[str], title: str = "")
     if heading:
         figure.suptitle(heading, fontsize=9)
     if n_runs > 1:
-        figure.legend(
-            legend.values(),
-            legend.keys(),
-            loc="outside lower center",
-            ncols=min(len(legend), 2),
-            fontsize=8,
-        )
+        legend_below(figure, list(legend.values()), list(legend.keys()))
     return figure
 
 

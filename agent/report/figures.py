@@ -55,6 +55,37 @@ def style_panel(ax, title: str, xlabel: str, ylabel: str) -> None:
     ax.grid(alpha=0.3)
 
 
+def legend_below(figure, handles, labels: list[str], fontsize: float = 8, columns: int = 2):
+    """One legend under the panels of a constrained-layout `figure`, kept inside it: in
+    `columns` columns when they fit its width, else in one, with the labels broken at spaces
+    when a line is still wider than the figure; the figure grows by the legend's height, so
+    the panels keep theirs. Returns the legend. Needs matplotlib.
+
+    A legend placed `outside lower center` is given room below the panels, but none across:
+    one wider than the figure was cut off at both edges."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    room = 0.96 * figure.bbox.width
+    columns, texts = max(1, min(len(labels), columns)), list(labels)
+    while True:
+        legend = figure.legend(
+            handles, texts, loc="outside lower center", ncols=columns, fontsize=fontsize
+        )
+        extent = legend.get_window_extent(renderer)
+        longest = max(len(line) for text in texts for line in text.splitlines())
+        if extent.width <= room or (columns == 1 and longest <= 10):
+            break
+        legend.remove()
+        if columns > 1:
+            columns = 1
+        else:
+            chars = min(longest - 1, int(longest * room / extent.width))
+            texts = [textwrap.fill(label, max(10, chars)) for label in labels]
+    figure.set_figheight(figure.get_figheight() + extent.height / figure.dpi)
+    return legend
+
+
 def save_figure(figure, path: str | Path) -> Path:
     """Write `figure` to `path` (checked by `check_figure_path`), making its folder."""
     path = check_figure_path(path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from agent.algorithm.checkpoint import CheckpointError, load_checkpoint
 from agent.algorithm.ppo import RecurrentPPO
 from agent.report.introspection import figure_rgb, has_lstm_core, memory_figure, trace_episode
 from agent.run.evaluation import evaluate_recorded_env
@@ -60,6 +62,26 @@ class RunPaths:
 
     def step(self, num_timesteps: int) -> Path:
         return self.checkpoints / f"step_{num_timesteps}.pt"
+
+    def steps(self) -> list[Path]:
+        """The periodic checkpoints `checkpoints/step_<N>.pt`, newest (largest N) first."""
+        found = [
+            (int(match.group(1)), path)
+            for path in self.checkpoints.glob("step_*.pt")
+            if (match := re.fullmatch(r"step_(\d+)\.pt", path.name))
+        ]
+        return [path for _, path in sorted(found, reverse=True)]
+
+    def newest_readable_step(self) -> Path | None:
+        """The newest `checkpoints/step_<N>.pt` that reads as a checkpoint, if any: where a
+        run whose `last.pt` was damaged (a full disk, a copy cut short) can go on from."""
+        for path in self.steps():
+            try:
+                load_checkpoint(path)
+            except CheckpointError:
+                continue
+            return path
+        return None
 
     @classmethod
     def of_checkpoint(cls, path: Path) -> RunPaths:

@@ -22,6 +22,7 @@ from agent.run.cli import (
     train_parser,
 )
 from agent.run.evaluation import evaluate
+from agent.run.run_folder import cannot_make, check_folder_can_be_made
 from agent.tune.experiment import (
     INFEASIBLE,
     METRICS,
@@ -271,17 +272,22 @@ def check_address(address: str | None) -> None:
 
 def claim_folder(args: argparse.Namespace, env_id: str, kind: str) -> Path:
     """The experiment folder, absolute: `--run-dir` (under `--storage` when relative and given),
-    which must not hold an experiment yet, else a new one in `--storage` (default runs/)."""
+    which must not hold an experiment yet, else a new one in `--storage` (default runs/).
+    Raises `UsageError` when the folder cannot be created or written."""
     storage = args.storage or DEFAULT_STORAGE
     if args.run_dir is None:
         return experiment_folder(storage, env_id, kind).resolve()
     path = (storage / args.run_dir if args.storage else Path(args.run_dir)).resolve()
+    check_folder_can_be_made(path)
     if (path / PLAN_FILE).exists() or (path / RAY_DIR).exists():
         raise UsageError(
             f"{path} already holds an experiment; continue it with --resume {path} "
             "or choose another --run-dir"
         )
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise cannot_make(path, e) from None
     return path
 
 

@@ -18,9 +18,11 @@ stop a sweep's bad trials at its rungs, and `Tuner.restore` continues an interru
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -67,7 +69,23 @@ RUNTIME_EXCLUDES = [
     ".pytest_cache/",
     ".ruff_cache/",
 ]
-"""What the code shipped to Ray's workers (`runtime_env` working_dir) leaves out."""
+"""What the code shipped to Ray's workers (`runtime_env` working_dir) leaves out: Ray's own
+default excludes (`.git`, `.venv`, `venv`, `__pycache__`) among them, so that `connect` can turn
+those off and, with them, Ray's warning that it applies them."""
+RAY_NOISE = (
+    "Token authentication is enabled for this Ray cluster",  # a local instance's default
+    "Experiment has been interrupted",  # Tuner.restore(...) advice: tune.py says --resume EXP
+    "Experiment state snapshotting has been triggered",  # advice on num_to_keep: it is ours
+)
+"""The start of each Ray log message of the driver that tells a tune.py user nothing to act on
+or the wrong thing to do; `connect` drops them (Ray's INFO messages go too: `logging_level`)."""
+PROGRESS = (
+    ("eval/mean_reward", "eval return"),
+    ("eval/success_rate", "eval success"),
+    ("rollout/ep_rew_mean", "ep_rew_mean"),
+    ("rollout/success_rate", "success"),
+)
+"""What a progress line of `TrialProgress` shows of a result, under train.py's names."""
 
 
 @dataclasses.dataclass
@@ -260,6 +278,53 @@ def report_infeasible(experiment: Experiment, name: str, reason: str) -> None:
     )
 
 
+class TrialProgress(tune.Callback):
+    """Prints, in the process that runs the experiment, a line for each result a trial reports
+    (`seed0: step 2048: ep_rew_mean 0.3, success 0.6`) and, on stderr, one for each failure,
+    with the exception and whether the trial restarts.
+
+    A trial's own lines stay in Ray's worker logs (`connect` does not forward them): forwarded,
+    they lagged behind this process's, a trial's last line coming after the results table or
+    lost as Ray shut down, and Ray folded the lines of trials that differ only in their numbers
+    into one."""
+
+    def __init__(self, max_failures: int) -> None:
+        self.max_failures = max_failures
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Trial, result: dict, **info):
+        print(f"{trial_name(trial)}: {progress_line(result)}", flush=True)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Trial, **info):
+        restarts = f"{trial.num_failures} of {self.max_failures} restarts"
+        self._failed(trial, f"restarting from its last checkpoint ({restarts})")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info):
+        self._failed(trial, "no restarts left")
+
+    @staticmethod
+    def _failed(trial: Trial, then: str) -> None:
+        # Tune has just appended the failure to the trial's error file, in this process's
+        # staging folder (the experiment folder gets it later).
+        path = Path(trial.error_file) if trial.error_file else None
+        text = path.read_text(errors="replace") if path and path.is_file() else ""
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        error = lines[-1] if lines else "an error"  # the exception the trial raised
+        print(f"{trial_name(trial)}: failed: {error}; {then}", file=sys.stderr, flush=True)
+
+
+def progress_line(result: dict[str, Any]) -> str:
+    """`step 2048: eval return 0.52, eval success 0.7, ep_rew_mean 0.3, success 0.6`: what a
+    trial's result says (`PROGRESS`), or why its sample was infeasible."""
+    if result.get(INFEASIBLE):
+        return f"infeasible sample: {result[INFEASIBLE]}"
+    parts = [
+        f"{name} {result[key]:.3g}"
+        for key, name in PROGRESS
+        if isinstance(result.get(key), int | float) and math.isfinite(result[key])
+    ]
+    return f"step {result.get('num_timesteps', 0)}: " + (", ".join(parts) or "no episode yet")
+
+
 def trial_name(trial: Trial) -> str:
     """`seed3` for a trial of a seed experiment, `trial_<id>` for one of a sweep: the name of
     its run folder and of its folder in Ray's state."""
@@ -315,8 +380,13 @@ def make_tuner(experiment: Experiment, restore: bool = False) -> tune.Tuner:
         failure_config=tune.FailureConfig(max_failures=experiment.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         # Tune's own TensorBoard files would show every curve twice under EXP.
-        callbacks=[JsonLoggerCallback(), CSVLoggerCallback()],
-        verbose=1,
+        callbacks=[
+            JsonLoggerCallback(),
+            CSVLoggerCallback(),
+            TrialProgress(experiment.max_failures),
+        ],
+        # Tune's tables of trial configs and results: tune.py prints its own table at the end.
+        verbose=0,
     )
     return tune.Tuner(
         trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
@@ -332,13 +402,19 @@ def connect(address: str | None, experiment: Experiment) -> bool:
 
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = {"log_to_driver": True}
+    # What the user sees of the trials is what `TrialProgress` prints, here; of Ray's own
+    # messages, warnings and errors, less those of `RAY_NOISE`.
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    for handler in logging.getLogger("ray").handlers:
+        if not any(isinstance(f, _RayNoiseFilter) for f in handler.filters):
+            handler.addFilter(_RayNoiseFilter())
     root = Path(__file__).resolve().parents[2]
     if (root / "pyproject.toml").is_file() and (root / "train.py").is_file():
         excludes = list(RUNTIME_EXCLUDES)
         if experiment.path.is_relative_to(root):
             excludes.append(f"{experiment.path.relative_to(root).as_posix()}/")
         kwargs["runtime_env"] = {"working_dir": str(root), "excludes": excludes}
+        os.environ.setdefault("RAY_OVERRIDE_RUNTIME_ENV_DEFAULT_EXCLUDES", "")  # ours hold them
     if address is None:
         kwargs["include_dashboard"] = False
     try:
@@ -363,6 +439,13 @@ def connect(address: str | None, experiment: Experiment) -> bool:
     return True
 
 
+class _RayNoiseFilter(logging.Filter):
+    """Drops the Ray log records that `RAY_NOISE` names."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(RAY_NOISE)
+
+
 def _refused_for_token(error: BaseException | None) -> bool:
     """Did `ray.init` fail on token authentication? Ray raises a ConnectionError whose chain
     holds the `AuthenticationError`, or only its traceback as text."""
@@ -379,8 +462,14 @@ def _refused_for_token(error: BaseException | None) -> bool:
 def run_experiment(experiment: Experiment, restore: bool = False) -> tune.ResultGrid:
     """Run (or with `restore`, continue) the experiment on the Ray instance this process is
     connected to; returns Tune's results of every trial."""
-    # Set here rather than on import: Tune reads it when a run starts, in this process.
+    # Set here rather than on import: Tune reads them when a run starts, in this process.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    # Tune's default output engine prints a table of the experiment even at `verbose=0`; the
+    # older one is silent there.
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    # A failure is one line of `TrialProgress`, not a traceback through Ray's internals (the
+    # whole traceback is in the trial's error.txt, which the results name).
+    os.environ["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "0"
     return make_tuner(experiment, restore).fit()
 
 
