@@ -13,31 +13,11 @@ import ast
 import re
 from typing import Any
 
+from agent.algorithm import sb3_names
 from agent.config import ConfigError, PPOConfig
-
-POLICIES = {
-    "MlpLstmPolicy": None,
-    "CnnLstmPolicy": None,
-    "MultiInputLstmPolicy": None,
-    "MlpPolicy": "none",
-    "CnnPolicy": "none",
-    "MultiInputPolicy": "none",
-}
-"""The zoo's policy names -> our `rnn_type` (None: keep ours). The encoder (MLP, CNN or one per
-Dict key) is chosen from the observation space, so the policy name only says whether there is
-a recurrent core."""
-
-ACTIVATIONS = {
-    f"{module}.{name}": ours
-    for module in ("nn", "th.nn", "torch.nn")
-    for name, ours in (("ReLU", "relu"), ("Tanh", "tanh"))
-}
-"""The zoo's `activation_fn` values this agent has, as the names our `activation_fn` takes."""
 
 DEFAULTS = PPOConfig()
 """What an entry leaves out trains with."""
-
-SAME_POLICY_KWARGS = ("lstm_hidden_size", "n_lstm_layers", "ortho_init", "log_std_init")
 
 NOT_APPLICABLE = {
     "callback": "callbacks are code; train.py has --eval-freq and --checkpoint-freq",
@@ -150,13 +130,13 @@ def from_zoo(values: dict[str, Any], entry: bool = False) -> tuple[dict[str, Any
         out["total_timesteps"] = _integer(out.pop("n_timesteps"), "n_timesteps")
     if "policy" in out:
         policy = out.pop("policy")
-        if policy not in POLICIES:
+        if policy not in sb3_names.POLICIES:
             raise ConfigError(
                 f"policy {policy!r} is not a zoo policy this agent knows "
-                f"({', '.join(POLICIES)}); the network is set by rnn_type, net_arch, ..."
+                f"({', '.join(sb3_names.POLICIES)}); the network is set by rnn_type, net_arch, ..."
             )
-        if POLICIES[policy] is not None:
-            out.setdefault("rnn_type", POLICIES[policy])
+        for key, value in sb3_names.policy_settings(policy).items():
+            out.setdefault(key, value)
     if "policy_kwargs" in out:
         out.update(_policy_kwargs(out.pop("policy_kwargs")))
     if "normalize" in out:
@@ -205,63 +185,10 @@ def _whole_rollout_batch(values: dict[str, Any]) -> list[str]:
 
 def _policy_kwargs(value: Any) -> dict[str, Any]:
     """The zoo's `policy_kwargs` (a dict, or a string like "dict(ortho_init=False,
-    activation_fn=nn.ReLU, net_arch=dict(pi=[64], vf=[64]))") as our fields."""
+    activation_fn=nn.ReLU, net_arch=dict(pi=[64], vf=[64]))", read as data) as our fields, by the
+    rules the Python API follows (`agent.algorithm.sb3_names`)."""
     kwargs = _parse_expression(value) if isinstance(value, str) else value
-    if not isinstance(kwargs, dict):
-        raise ConfigError(f"policy_kwargs must be a dict, got {value!r}")
-    out: dict[str, Any] = {}
-    for key, item in kwargs.items():
-        if key in SAME_POLICY_KWARGS:
-            out[key] = item
-        elif key == "activation_fn":
-            if item not in ACTIVATIONS:
-                raise ConfigError(
-                    f"policy_kwargs activation_fn {item} is not offered here: choose nn.ReLU "
-                    "or nn.Tanh"
-                )
-            out["activation_fn"] = ACTIVATIONS[item]
-        elif key == "net_arch":
-            out["net_arch"] = _net_arch(item)
-        elif key == "shared_lstm":
-            out["shared_lstm"] = bool(item)
-        elif key == "enable_critic_lstm":
-            if not item and not kwargs.get("shared_lstm"):
-                raise ConfigError(
-                    "policy_kwargs enable_critic_lstm=False (a critic with no memory) is not "
-                    "offered: remove it (the critic gets an LSTM of its own) or write "
-                    "shared_lstm=True (the critic shares the actor's)"
-                )
-        else:
-            raise ConfigError(
-                f"policy_kwargs {key} does not apply here; the network's fields are "
-                "lstm_hidden_size, n_lstm_layers, shared_lstm, net_arch, activation_fn, "
-                "ortho_init, log_std_init"
-            )
-    return out
-
-
-def _net_arch(value: Any) -> list[int]:
-    """`[64, 64]`; or SB3's `dict(pi=[64], vf=[64])`, or its older `[dict(pi=[64], vf=[64])]`,
-    when both heads are the same (`pi=[], vf=[]`: no hidden layers, `[]`)."""
-    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
-        value = value[0]
-    if isinstance(value, dict):
-        pi, vf = value.get("pi", []), value.get("vf", [])  # SB3's defaults
-        written = f"dict({', '.join(f'{k}={v}' for k, v in value.items())})"
-        if set(value) - {"pi", "vf"}:
-            raise ConfigError(f"policy_kwargs net_arch {written}: only pi and vf apply")
-        if pi != vf:
-            raise ConfigError(
-                f"policy_kwargs net_arch {written}: actor and critic share one net_arch here "
-                f"(each has its own copy of it); write net_arch={pi} or net_arch={vf}"
-            )
-        value = pi
-    if not isinstance(value, list) or any(isinstance(v, dict) for v in value):
-        raise ConfigError(
-            f"policy_kwargs net_arch must be a list of sizes or dict(pi=..., vf=...), got {value!r}"
-            " (layers shared by actor and critic before their own are not offered)"
-        )
-    return value
+    return sb3_names.policy_kwargs_settings(kwargs)
 
 
 def _normalize(value: Any) -> dict[str, bool]:
