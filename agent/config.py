@@ -184,6 +184,7 @@ FIELD_RULES: dict[str, Rule] = {
     "chrono_max_len": Integer(at_least=0),
     "log_std_init": Number(),
     "ortho_init": Flag(),
+    "observe_action_mask": Flag(),
     "normalize_obs": Flag(),
     "normalize_reward": Flag(),
     # Optuna's sampler, seeded with it by tune.py, takes no seed of 2**32 or more.
@@ -272,6 +273,8 @@ class PPOConfig:
     """Initial log std of Gaussian (Box) actions."""
     ortho_init: bool = True
     """Orthogonal init of linear layers (SB3's default)."""
+    observe_action_mask: bool = False
+    """Also feed a Dict observation's `action_mask` entry to the network (it masks either way)."""
 
     # --- normalisation ---------------------------------------------------------------------------
     normalize_obs: bool = False

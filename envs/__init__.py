@@ -13,6 +13,7 @@ _TASKS = {
     "RepeatPrevious": "repeat:RepeatPrevious",
     "VisualMatch": "visual_match:VisualMatch",
     "Bandit": "bandit:Bandit",
+    "CardMatch": "cards:CardMatch",
 }
 
 for _name, _target in _TASKS.items():

@@ -13,7 +13,9 @@ def replay_errors(model: RecurrentPPO, buffer) -> tuple[float, float, int]:
     worst_lp = worst_v = 0.0
     with torch.no_grad():
         for batch in buffer.minibatches(cfg.batch_size, model.generator, cfg.normalize_advantage):
-            dist, values = model.policy.evaluate(batch.observations, batch.state, batch.rows)
+            dist, values = model.policy.evaluate(
+                batch.observations, batch.state, batch.rows, batch.masks
+            )
             lp = dist.log_prob(batch.actions)
             worst_lp = max(worst_lp, (lp - batch.log_probs).abs().max().item())
             worst_v = max(worst_v, (values - batch.values).abs().max().item())

@@ -18,7 +18,7 @@ def test_the_suite_is_registered():
     assert set(MEMORY_IDS) >= {
         "Memory/TMaze-v0", "Memory/RepeatFirst-v0", "Memory/RepeatPrevious-v0",
         "Memory/CartPoleNoVel-v0", "Memory/PendulumNoVel-v0", "Memory/VisualMatch-v0",
-        "Memory/Bandit-v0",
+        "Memory/Bandit-v0", "Memory/CardMatch-v0",
     }  # fmt: skip
 
 
@@ -107,7 +107,20 @@ def visual_match_policy():
     return act
 
 
+def card_match_policy():
+    order = []
+
+    def act(obs):
+        n = round((len(obs) + 0.25) ** 0.5 - 0.5)  # len = n * n + n
+        if not order:
+            order.extend(np.argmax(obs[: n * n].reshape(n, n), axis=1).tolist())
+        return order[int(np.argmax(obs[n * n :]))]
+
+    return act
+
+
 OPTIMAL = {
+    "Memory/CardMatch-v0": ({}, card_match_policy),
     "Memory/TMaze-v0": ({"length": 30}, tmaze_policy),
     "Memory/RepeatFirst-v0": ({}, repeat_first_policy),
     "Memory/RepeatPrevious-v0": ({"delay": 4}, repeat_previous_policy(4)),

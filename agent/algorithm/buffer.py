@@ -16,7 +16,8 @@ from agent.networks.observations import Obs, allocate, tree_map, tree_map2
 class TrainingBatch(NamedTuple):
     """One minibatch, ready for a gradient step: padded observations [L, N, ...] and the state
     before each sequence, the `rows` of the flattened [L * N] grid to learn from, and the
-    rollout's data at those steps, flat [n] (advantages normalised when asked)."""
+    rollout's data at those steps, flat [n] (advantages normalised when asked), and the action
+    masks the rollout acted under there, [n, sum(nvec)] (None when the env gives none)."""
 
     observations: Obs
     state: torch.Tensor
@@ -26,6 +27,7 @@ class TrainingBatch(NamedTuple):
     values: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+    masks: torch.Tensor | None = None
 
 
 class RolloutBuffer:
@@ -33,7 +35,9 @@ class RolloutBuffer:
 
     Fields (all [T, E, ...]): observations, actions, log_probs, values, rewards, terminated,
     truncated, valid (False on the reset steps of NEXT_STEP autoreset), episode_starts (the state
-    was reset before this step), and the recurrent state fed into each step; `last_values` [E];
+    was reset before this step), the recurrent state fed into each step, and the action masks
+    the actions were sampled under ([T, E, sum(nvec)] bool; None when the env has none);
+    `last_values` [E];
     and, once `RecurrentPPO.compute_advantages` has run, advantages and returns.
 
     While the rollout is collected, what the env returns is kept in numpy and the policy's
@@ -65,6 +69,8 @@ class RolloutBuffer:
             for name in ("rewards", "terminated", "truncated", "valid", "episode_starts")
         }
         self._steps: dict[str, list[torch.Tensor]] = {"actions": [], "log_probs": [], "values": []}
+        self._masks: list[np.ndarray] = []
+        self.masks: torch.Tensor | None = None
         self._sequences: Sequences | None = None
         self._whole: TrainingBatch | None = None
 
@@ -78,8 +84,10 @@ class RolloutBuffer:
         actions: torch.Tensor,
         log_probs: torch.Tensor,
         values: torch.Tensor,
+        masks: np.ndarray | None = None,
     ) -> None:
-        """Store what the agent saw and did at step t (the state after the episode-start reset)."""
+        """Store what the agent saw and did at step t (the state after the episode-start reset),
+        and the action masks [E, sum(nvec)] it acted under (None: no masks, at every step)."""
 
         def put(dst: torch.Tensor, src: torch.Tensor) -> None:
             dst[t] = src
@@ -90,6 +98,8 @@ class RolloutBuffer:
         self._np["valid"][t] = valid
         for name, value in (("actions", actions), ("log_probs", log_probs), ("values", values)):
             self._steps[name].append(value)
+        if masks is not None:
+            self._masks.append(masks)
 
     def add_outcome(
         self, t: int, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray
@@ -108,6 +118,8 @@ class RolloutBuffer:
             setattr(self, name, torch.stack(values))
         for name, array in self._np.items():
             setattr(self, name, torch.as_tensor(array, device=self.device))
+        if self._masks:
+            self.masks = torch.as_tensor(np.stack(self._masks), device=self.device)
 
     def minibatches(
         self, batch_size: int, generator: torch.Generator, normalize_advantage: bool
@@ -157,4 +169,5 @@ class RolloutBuffer:
             values=at(self.values, mb.steps),
             advantages=advantages,
             returns=at(self.returns, mb.steps),
+            masks=None if self.masks is None else at(self.masks, mb.steps),
         )

@@ -27,6 +27,12 @@ from agent.algorithm.normalization import ObsNormalizer, RewardNormalizer
 from agent.algorithm.sb3_api import SB3Methods, resolve_config
 from agent.config import ConfigError, PPOConfig
 from agent.environment.env_state import get_env_state, set_env_state
+from agent.environment.masks import (
+    MaskSource,
+    check_masks,
+    policy_observation_space,
+    split_observation,
+)
 from agent.environment.vec_env import EnvError, check_autoreset, find_layer, make_vec_env
 from agent.networks.encoders import is_image_space
 from agent.networks.fast_path import FusedPolicy, Parameters
@@ -145,7 +151,14 @@ class RecurrentPPO(SB3Methods):
         if verbose >= 1:
             print(f"Using {self.device} device")
         torch.manual_seed(config.seed)
-        self.policy = RecurrentActorCritic(self.observation_space, self.action_space, config)
+        # A Dict observation's `action_mask` entry is a mask, not an input (agent.environment.masks):
+        # the policy is built without it; `observation_space` (saved with checkpoints) keeps it.
+        self.policy_observation_space = (
+            self.observation_space
+            if config.observe_action_mask
+            else policy_observation_space(self.observation_space)
+        )
+        self.policy = RecurrentActorCritic(self.policy_observation_space, self.action_space, config)
         self.policy.to(self.device)
         # The fast path, on a CPU: one flat tensor for all parameters and another for all
         # gradients, so that the clip and the fused Adam step work on one tensor instead of one
@@ -183,6 +196,13 @@ class RecurrentPPO(SB3Methods):
         self.tensorboard_log = Path(tensorboard_log) if tensorboard_log else None
         self._writer: Any = None
         self._last_obs: Any = None
+        self._last_mask: np.ndarray | None = None
+        """The action masks the env gave with `_last_obs` (None: it gives none)."""
+        self._mask_source = (
+            MaskSource(env, self.action_space, self.env_spec.get("id"), config.observe_action_mask)
+            if env
+            else None
+        )
         self.stop_check: Callable[[], bool] | None = None
         """Polled at every rollout step and minibatch; True abandons the iteration in progress
         (the model returns to where it began) and ends `learn`. `train.py` sets it on Ctrl-C."""
@@ -339,7 +359,8 @@ class RecurrentPPO(SB3Methods):
 
     def _start_episodes(self) -> None:
         """Reset all envs (seeded) and the recurrent state; the first step starts episodes."""
-        obs, _ = self.env.reset(seed=self.config.seed + self.num_timesteps)
+        obs, infos = self.env.reset(seed=self.config.seed + self.num_timesteps)
+        obs, self._last_mask = self._mask_source.split(obs, infos, self.num_timesteps)
         self._last_obs = obs
         self.policy.encoder.update_range(self._obs_to_tensor(obs, update_stats=False))
         self._state = self.policy.initial_state(self.config.n_envs, self.device)
@@ -358,7 +379,7 @@ class RecurrentPPO(SB3Methods):
         """
         cfg, env = self.config, self.env
         buffer = RolloutBuffer(
-            cfg.n_steps, cfg.n_envs, self.observation_space, self._state, self.device,
+            cfg.n_steps, cfg.n_envs, self.policy_observation_space, self._state, self.device,
             cfg.sequence_len,
         )  # fmt: skip
         self.policy.eval()
@@ -389,11 +410,22 @@ class RecurrentPPO(SB3Methods):
                     mask = torch.as_tensor(starts)
                     mask = mask.pin_memory() if pinned else mask
                     state = reset_state(state, mask.to(self.device, non_blocking=True))
-                step = actor.step(obs, state)
+                masks = self._last_mask
+                step = actor.step(
+                    obs,
+                    state,
+                    mask=None if masks is None else torch.as_tensor(masks, device=self.device),
+                )
                 env_actions = self.policy.action_head.to_env(step.actions.cpu().numpy())
                 # Stored before the env steps, so that the device copies overlap with the env.
-                buffer.add(t, obs, state, starts, ~resets, step.actions, step.log_prob, step.values)
+                buffer.add(
+                    t, obs, state, starts, ~resets, step.actions, step.log_prob, step.values, masks
+                )
                 next_obs, rewards, terminated, truncated, infos = env.step(env_actions)
+                # The next step only resets the copies whose episode ended: any action will do.
+                next_obs, self._last_mask = self._mask_source.split(
+                    next_obs, infos, self.num_timesteps + cfg.n_envs, terminated | truncated
+                )
                 if self.reward_normalizer is not None:
                     rewards = self.reward_normalizer(rewards, terminated | truncated)
                 buffer.add_outcome(t, rewards, terminated, truncated)
@@ -455,7 +487,9 @@ class RecurrentPPO(SB3Methods):
                 self._check_stop()
                 if batch.advantages.numel() == 0:
                     continue
-                dist, values = self.policy.evaluate(batch.observations, batch.state, batch.rows)
+                dist, values = self.policy.evaluate(
+                    batch.observations, batch.state, batch.rows, batch.masks
+                )
                 pg = policy_loss(
                     dist.log_prob(batch.actions), batch.log_probs, batch.advantages, cfg.clip_range
                 )
@@ -586,17 +620,32 @@ class RecurrentPPO(SB3Methods):
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """Actions for a batch of observations (or one), with sb3-contrib's meaning of state.
 
         `state` is what the previous call returned (None at the start): (h, c) for an LSTM, (h,)
         for a GRU, each [layers, B, G * H] (G = 2 unless `shared_lstm`: actor and critic units). `episode_start` [B] marks the observations
-        that begin an episode; their state is reset first. Returns (actions, next state).
+        that begin an episode; their state is reset first. `action_masks` [B, sum(nvec)] (or
+        [sum(nvec)] for one observation; True: legal), as in sb3-contrib's `MaskablePPO`: the
+        actions are chosen among the legal ones. A Dict observation's `action_mask` entry is
+        used when `action_masks` is None. Returns (actions, next state).
         """
-        single = batch_size_of(observation, self.observation_space) is None
+        policy_obs, from_obs = split_observation(observation)
+        if not self.config.observe_action_mask:
+            observation = policy_obs
+        if action_masks is None:
+            action_masks = from_obs
+        space = self.policy_observation_space
+        single = batch_size_of(observation, space) is None
         if single:
             observation = tree_map(lambda x: np.expand_dims(np.asarray(x), 0), observation)
-        n = batch_size_of(observation, self.observation_space) or 1
+        n = batch_size_of(observation, space) or 1
+        mask = None
+        if action_masks is not None:
+            action_masks = np.asarray(action_masks, dtype=bool).reshape(n, -1)
+            check_masks(action_masks, self.action_space, "predict's action_masks", None)
+            mask = torch.as_tensor(action_masks, device=self.device)
         obs = self._obs_to_tensor(observation, update_stats=False)
         if state is None or len(state) == 0:
             memory = self.policy.initial_state(n, self.device)
@@ -605,7 +654,7 @@ class RecurrentPPO(SB3Methods):
         if episode_start is not None:
             starts = torch.as_tensor(np.asarray(episode_start, dtype=bool), device=self.device)
             memory = reset_state(memory, starts)
-        step = self.policy.step(obs, memory, deterministic)
+        step = self.policy.step(obs, memory, deterministic, mask)
         env_actions = self.policy.action_head.to_env(step.actions.cpu().numpy())
         if single:
             env_actions = env_actions[0]
@@ -691,6 +740,7 @@ class RecurrentPPO(SB3Methods):
         return {
             "env": env_state,
             "last_obs": tree_map(lambda x: torch.as_tensor(np.asarray(x)), self._last_obs),
+            "last_mask": None if self._last_mask is None else torch.as_tensor(self._last_mask),
             "memory": self._state.cpu(),
             "episode_start": self._episode_start.cpu(),
             "reset_step": self._reset_step.cpu(),
@@ -703,6 +753,8 @@ class RecurrentPPO(SB3Methods):
         """Undo `_rollout_state`: the next `learn(reset_num_timesteps=False)` goes on from here."""
         set_env_state(self.env, rollout["env"])
         self._last_obs = tree_map(lambda x: x.numpy(), rollout["last_obs"])
+        last_mask = rollout.get("last_mask")
+        self._last_mask = None if last_mask is None else last_mask.numpy()
         self._state = rollout["memory"].to(self.device)
         self._episode_start = rollout["episode_start"].to(self.device)
         self._reset_step = rollout["reset_step"].to(self.device)

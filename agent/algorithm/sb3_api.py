@@ -19,6 +19,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from agent.algorithm import sb3_callbacks, sb3_envs, sb3_names
 from agent.config import ConfigError, PPOConfig
+from agent.environment.masks import MaskSource
 from agent.environment.vec_env import EnvError, find_layer
 
 CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(PPOConfig))
@@ -193,6 +194,9 @@ class SB3Methods:
         if self._owns_sb3_env:
             self._sb3_env.close()
         self.env, self.env_spec, self._sb3_env = vector, spec, sb3_env
+        self._mask_source = MaskSource(
+            vector, self.action_space, spec.get("id"), self.config.observe_action_mask
+        )
         self._owns_sb3_env, self._vec_normalize = False, vec_normalize
         self.episode_statistics = find_layer(vector, RecordEpisodeStatistics)
         if force_reset:

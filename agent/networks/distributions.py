@@ -31,14 +31,34 @@ class ActionDistribution:
         raise NotImplementedError
 
 
+MASKED_LOGIT = -1e8
+"""The logit of an illegal action (MaskablePPO's value): finite, so gradients stay finite, and
+low enough that its probability is exactly 0 in float32."""
+
+
 class CategoricalDist(ActionDistribution):
     """One categorical per independent action dimension (Discrete: one; MultiDiscrete: several).
 
     Written on log-softmax directly rather than `torch.distributions.Categorical`: the rollout
     calls it at every step, and the generic class's bookkeeping costs more than the math.
+
+    `mask` [..., sum(nvec)] (True: legal) sets the logits of illegal actions to `MASKED_LOGIT`,
+    so they are never sampled and the entropy is over the legal actions only; None: no mask,
+    and nothing is computed for one.
     """
 
-    def __init__(self, logits: torch.Tensor, nvec: list[int], scalar: bool) -> None:
+    def __init__(
+        self,
+        logits: torch.Tensor,
+        nvec: list[int],
+        scalar: bool,
+        mask: torch.Tensor | None = None,
+    ) -> None:
+        self.mask = None
+        if mask is not None:
+            mask = mask.to(dtype=torch.bool, device=logits.device)
+            logits = torch.where(mask, logits, MASKED_LOGIT)
+            self.mask = mask.split(nvec, dim=-1)
         self.log_p = [part.log_softmax(dim=-1) for part in logits.split(nvec, dim=-1)]
         self.scalar = scalar
 
@@ -63,7 +83,10 @@ class CategoricalDist(ActionDistribution):
         return torch.cat(parts, dim=-1).sum(dim=-1)
 
     def entropy(self) -> torch.Tensor:
-        parts = [(log_p.exp() * log_p).sum(dim=-1) for log_p in self.log_p]
+        terms = [log_p.exp() * log_p for log_p in self.log_p]
+        if self.mask is not None:  # 0 * log 0 = 0: an illegal action adds nothing
+            terms = [torch.where(m, t, 0.0) for m, t in zip(self.mask, terms, strict=True)]
+        parts = [t.sum(dim=-1) for t in terms]
         return -(parts[0] if len(parts) == 1 else torch.stack(parts, dim=-1).sum(dim=-1))
 
 
@@ -134,15 +157,23 @@ class ActionHead(nn.Module):
             raise UnsupportedSpaceError(f"unsupported action space: {space}")
         self.linear = nn.Linear(latent_size, sum(self.nvec))
 
-    def forward(self, latent: torch.Tensor) -> ActionDistribution:
-        return self.distribution(self.linear(latent))
+    def forward(self, latent: torch.Tensor, mask: torch.Tensor | None = None) -> ActionDistribution:
+        return self.distribution(self.linear(latent), mask)
 
-    def distribution(self, out: torch.Tensor) -> ActionDistribution:
-        """The distribution whose parameters are `out`, the output of `linear`."""
+    def distribution(
+        self, out: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> ActionDistribution:
+        """The distribution whose parameters are `out`, the output of `linear`, with the illegal
+        actions of `mask` [..., sum(nvec)] (bool, True: legal) ruled out (Discrete and
+        MultiDiscrete only; None: all legal)."""
         if isinstance(self.space, spaces.Discrete):
-            return CategoricalDist(out, self.nvec, scalar=True)
+            return CategoricalDist(out, self.nvec, scalar=True, mask=mask)
         if isinstance(self.space, spaces.MultiDiscrete):
-            return CategoricalDist(out, self.nvec, scalar=False)
+            return CategoricalDist(out, self.nvec, scalar=False, mask=mask)
+        if mask is not None:
+            raise UnsupportedSpaceError(
+                f"action masks need Discrete or MultiDiscrete actions, not {self.space}"
+            )
         if isinstance(self.space, spaces.Box):
             return GaussianDist(out, self.log_std)
         return BernoulliDist(out)

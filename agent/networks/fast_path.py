@@ -39,7 +39,8 @@ the cost is per tensor and per kernel call, not per weight. The tricks:
    `value_head`).
    Checked by tests/test_policy_step.py (actions, log-probabilities, values and states of the
    fused step against the modules, for every action space, shared or not, with and without
-   hidden layers, LSTM and GRU) and tests/test_fast_path.py.
+   hidden layers, LSTM and GRU) and tests/test_fast_path.py. An action mask goes into the same
+   `ActionHead.distribution` as on the reference path (tests/test_masks.py).
 
 4. `FusedPolicy`: the rollout's `step` and `value` over weights fused once per rollout (the
    parameters stay fixed during one), instead of once per step.
@@ -290,16 +291,20 @@ def step_weights(policy: RecurrentActorCritic) -> StepWeights:
 
 
 def fused_heads(
-    policy: RecurrentActorCritic, out: torch.Tensor, heads: HeadWeights
+    policy: RecurrentActorCritic,
+    out: torch.Tensor,
+    heads: HeadWeights,
+    mask: torch.Tensor | None = None,
 ) -> tuple[ActionDistribution, torch.Tensor]:
-    """The action distribution and the values [B] of the core's outputs `out` [B, G * H], as
-    `policy`'s heads compute them, over `heads` (`step_weights(policy).heads`)."""
+    """The action distribution (under the action `mask`, if any) and the values [B] of the
+    core's outputs `out` [B, G * H], as `policy`'s heads compute them, over `heads`
+    (`step_weights(policy).heads`)."""
     z = out
     for weight, bias in heads[:-1]:
         z = policy.activation(torch.addmm(bias, z, weight))
     weight, bias = heads[-1]
     z = torch.addmm(bias, z, weight)
-    return policy.action_head.distribution(z[:, :-1]), z[:, -1]
+    return policy.action_head.distribution(z[:, :-1], mask), z[:, -1]
 
 
 # ---------------------------------------------------------------- 4. the rollout's step ---
@@ -314,11 +319,17 @@ class FusedPolicy:
         self.weights = step_weights(policy)
 
     @torch.no_grad()
-    def step(self, obs: Obs, state: torch.Tensor, deterministic: bool = False) -> PolicyStep:
+    def step(
+        self,
+        obs: Obs,
+        state: torch.Tensor,
+        deterministic: bool = False,
+        mask: torch.Tensor | None = None,
+    ) -> PolicyStep:
         """`RecurrentActorCritic.step`: fused core (an LSTM's) and fused heads."""
         policy = self.policy
         out, state = core_step(policy.core, policy.encoder(obs), state, self.weights.core)
-        dist, values = fused_heads(policy, out, self.weights.heads)
+        dist, values = fused_heads(policy, out, self.weights.heads, mask)
         actions = dist.mode() if deterministic else dist.sample()
         return PolicyStep(actions, dist.log_prob(actions), values, state)
 

@@ -104,7 +104,11 @@ class RecurrentActorCritic(nn.Module):
         return dist, values, state
 
     def evaluate(
-        self, obs: Obs, state: torch.Tensor, rows: torch.Tensor
+        self,
+        obs: Obs,
+        state: torch.Tensor,
+        rows: torch.Tensor,
+        masks: torch.Tensor | None = None,
     ) -> tuple[ActionDistribution, torch.Tensor]:
         """Replay padded sequences for training.
 
@@ -112,6 +116,7 @@ class RecurrentActorCritic(nn.Module):
             obs: observations of N sequences side by side, [L, N, ...], each padded at its end.
             state: [S, layers, N, G * H] state before each sequence's first step.
             rows: [n] positions in the flattened [L * N] grid of the steps to return.
+            masks: [n, sum(nvec)] the action masks the rollout acted under at `rows`, or None.
 
         Returns the action distribution and the values at `rows`, flat [n]. Padding follows a
         sequence's real steps, so it never affects them; the heads only see the chosen rows.
@@ -120,20 +125,27 @@ class RecurrentActorCritic(nn.Module):
             out.reshape(-1, out.shape[-1]).index_select(0, rows)
             for out in self.core.outputs(self.encoder(obs), state)
         ]
-        dist = self.action_head(self.pi_mlp(outs[0]))  # the actor's core (or the shared one)
+        dist = self.action_head(self.pi_mlp(outs[0]), masks)  # the actor's (or shared) core
         values = self.value_head(self.vf_mlp(outs[-1])).squeeze(-1)  # the critic's
         return dist, values
 
     @torch.no_grad()
-    def step(self, obs: Obs, state: torch.Tensor, deterministic: bool = False) -> PolicyStep:
+    def step(
+        self,
+        obs: Obs,
+        state: torch.Tensor,
+        deterministic: bool = False,
+        mask: torch.Tensor | None = None,
+    ) -> PolicyStep:
         """Act for one step of a batch [B, ...] from `state` (already reset where episodes start):
-        sample (or, deterministic, take the mode of) the actions and advance the state.
+        sample (or, deterministic, take the mode of) the actions among those `mask` [B, sum(nvec)]
+        allows (None: all) and advance the state.
 
         The reference step; a rollout on the fast path runs `agent.networks.fast_path.FusedPolicy.step`,
         which must equal it.
         """
         out, state = self.core.step(self.encoder(obs), state)
-        dist = self.action_head(self.pi_mlp(out[:, : self.hidden_size]))
+        dist = self.action_head(self.pi_mlp(out[:, : self.hidden_size]), mask)
         values = self.value_head(self.vf_mlp(out[:, -self.hidden_size :])).squeeze(-1)
         actions = dist.mode() if deterministic else dist.sample()
         return PolicyStep(actions, dist.log_prob(actions), values, state)

@@ -17,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
+from agent.environment.masks import MaskSource
 from agent.environment.vec_env import EnvError, check_env_id
 from agent.environment.wrappers import load_wrappers
 
@@ -47,6 +48,7 @@ class Policy(Protocol):
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        **options: Any,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]: ...
 
 
@@ -189,7 +191,7 @@ def evaluate(
         env = make_eval_env(env_id, env_kwargs, wrappers, n_envs, video_dir, n_episodes)
         try:
             check_spaces(model, env, env_id, env_kwargs)
-            return _run_episodes(model, env, n_episodes, seed, deterministic)
+            return _run_episodes(model, env, n_episodes, seed, deterministic, env_id)
         finally:
             env.close()
 
@@ -219,9 +221,18 @@ def check_spaces(
 
 
 def _run_episodes(
-    model: Policy, env: SyncVectorEnv, n_episodes: int, seed: int, deterministic: bool
+    model: Policy,
+    env: SyncVectorEnv,
+    n_episodes: int,
+    seed: int,
+    deterministic: bool,
+    env_id: str | None = None,
 ) -> dict[str, Any]:
+    """Step `env` until each copy has run its share of `n_episodes`, acting under the env's
+    action masks (`agent.environment.masks`) where it gives any."""
     n = env.num_envs
+    # The observation goes to `predict` whole: the model takes out what it does not see.
+    masks = MaskSource(env, model.action_space, env_id, keep_entry=True)
     targets = np.array([(n_episodes + i) // n for i in range(n)])
     counts = np.zeros(n, dtype=int)
     running_return = np.zeros(n)
@@ -230,12 +241,19 @@ def _run_episodes(
     lengths: list[int] = []
     successes: list[float] = []
 
-    obs, _ = env.reset(seed=seed)
+    obs, infos = env.reset(seed=seed)
     state: tuple[np.ndarray, ...] | None = None
     episode_start = np.ones(n, dtype=bool)
+    steps = 0
     while (counts < targets).any():
-        actions, state = model.predict(obs, state, episode_start, deterministic=deterministic)
+        obs, mask = masks.split(obs, infos, steps)
+        # Only with a mask: a policy without masks (an SB3 model) keeps its own signature.
+        options = {"action_masks": mask} if mask is not None else {}
+        actions, state = model.predict(
+            obs, state, episode_start, deterministic=deterministic, **options
+        )
         obs, rewards, terminated, truncated, infos = env.step(actions)
+        steps += n
         running_return += rewards
         running_length += 1
         episode_start = terminated | truncated
