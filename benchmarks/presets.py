@@ -53,6 +53,7 @@ GOALS: dict[str, tuple[str, float]] = {
     "cartpole-novel": ("eval/mean_reward", 450.0),
     "bandit": ("eval/mean_reward", 0.62),
     "pendulum-novel": ("eval/mean_reward", -300.0),
+    "card-match": ("eval/mean_reward", 0.95),
 }
 FINAL_EPISODES = 200
 """Episodes of the final evaluation of each seed's model (`evaluate.py`, deterministic), as the
