@@ -56,6 +56,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,14 +143,19 @@ class Sb3Settings(NamedTuple):
     """`RecurrentPPO`'s keyword arguments (schedules as SB3's callables)."""
 
 
+def linear_schedule(start: float) -> Callable[[float], float]:
+    """SB3's schedule from `start` to 0 (SB3 calls it with the fraction of training left, 1 -> 0),
+    as rl_zoo3 writes it; SB3 2.6, our floor, has no `LinearSchedule` class."""
+    return lambda progress_remaining: start * progress_remaining
+
+
 def sb3_settings(entry: dict[str, Any]) -> Sb3Settings:
     """The zoo's reading of an entry: `n_envs` (1 if absent), `normalize: true` as a
     `VecNormalize` of observations and rewards with the entry's `gamma` (a dict: its keyword
-    arguments), `lin_X` as SB3's `LinearSchedule(X -> 0)` over the run, and every other setting
+    arguments), `lin_X` as a linear schedule from X to 0 over the run (`linear_schedule`, as
+    rl_zoo3 reads it), and every other setting
     passed to `RecurrentPPO` as it is (what an entry leaves out keeps sb3-contrib's default).
     Raises ValueError for what the in-scope entries never use (`policy_kwargs` strings, wrappers)."""
-    from stable_baselines3.common.utils import LinearSchedule
-
     values = dict(entry)
     values.pop("n_timesteps", None)
     n_envs = values.pop("n_envs", 1)
@@ -174,7 +180,7 @@ def sb3_settings(entry: dict[str, Any]) -> Sb3Settings:
             schedule, _, start = value.partition("_")
             if schedule != "lin":
                 raise ValueError(f"{key} {value!r}: only lin_ schedules are read")
-            values[key] = LinearSchedule(float(start), 0.0, 1.0)
+            values[key] = linear_schedule(float(start))
     return Sb3Settings(n_envs, kwargs, policy, values)
 
 
