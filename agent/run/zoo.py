@@ -174,9 +174,9 @@ def _whole_rollout_batch(values: dict[str, Any]) -> list[str]:
     batch_size = values.get("batch_size", DEFAULTS.batch_size)
     if not all(type(v) is int for v in (n_envs, n_steps, batch_size)):
         return []  # the config names the wrong type
-    if batch_size <= n_envs * n_steps:
+    values["batch_size"] = sb3_names.whole_rollout_batch(batch_size, n_envs * n_steps)
+    if values["batch_size"] == batch_size:
         return []
-    values["batch_size"] = n_envs * n_steps
     return [
         f"batch_size {batch_size}: one minibatch of the whole rollout, {n_envs * n_steps} steps "
         f"(n_envs * n_steps), as in SB3"
