@@ -13,6 +13,7 @@ import numpy as np
 
 RNN_TYPES = ("lstm", "peephole", "gru", "none")
 SCHEDULES = ("constant", "linear", "adaptive")
+CLIP_SCHEDULES = ("constant", "linear")
 ACTIVATIONS = ("tanh", "relu")
 VEC_ENVS = ("auto", "native", "sync", "async")
 IMAGE_ENCODERS = ("auto", "cnn", "flatten")
@@ -165,6 +166,7 @@ FIELD_RULES: dict[str, Rule] = {
     "gamma": Number(at_least=0, at_most=1),
     "gae_lambda": Number(at_least=0, at_most=1),
     "clip_range": Number(above=0),
+    "clip_schedule": Choice(CLIP_SCHEDULES),
     "clip_range_vf": Number(above=0, optional=True),
     "ent_coef": Number(at_least=0),
     "vf_coef": Number(at_least=0),
@@ -228,6 +230,8 @@ class PPOConfig:
     """GAE bias/variance trade-off."""
     clip_range: float = 0.2
     """PPO policy clipping parameter."""
+    clip_schedule: str = "constant"
+    """`constant`, or `linear` to 0 (rl-zoo's `lin_`)."""
     clip_range_vf: float | None = None
     """Value clipping around the rollout's; None: off."""
     ent_coef: float = 0.01

@@ -41,7 +41,8 @@ def sb3_settings(ours: Mapping[str, Any]) -> dict[str, Any]:
     `SAME_NAMES` pass as they are; the others go into `policy_kwargs`: `lstm_hidden_size`,
     `ortho_init`, `activation_fn` (`tanh` or `relu`, as its class), `net_arch` (the same heads
     for actor and critic), `adam_eps` (Adam's `eps`). `learning_rate` with `lr_schedule`
-    `linear` becomes sb3's schedule of it, annealed to 0 at the end as ours. The critic always
+    `linear` becomes sb3's schedule of it, annealed to 0 at the end as ours, and so does
+    `clip_range` with `clip_schedule` `linear`. The critic always
     has its own LSTM, as ours by default. A setting left out keeps sb3-contrib's default (not
     always ours: an LSTM of 256 units, heads of 64 x 64); a setting with no counterpart raises
     ValueError, so nothing is dropped unseen.
@@ -56,6 +57,9 @@ def sb3_settings(ours: Mapping[str, Any]) -> dict[str, Any]:
     if "learning_rate" in ours:
         lr = ours.pop("learning_rate")
         settings["learning_rate"] = (lambda progress: lr * progress) if schedule == "linear" else lr
+    if ours.pop("clip_schedule", "constant") == "linear":
+        clip = settings.get("clip_range", 0.2)
+        settings["clip_range"] = lambda progress: clip * progress
     policy: dict[str, Any] = {"enable_critic_lstm": True}
     for key in ("lstm_hidden_size", "ortho_init"):
         if key in ours:

@@ -34,9 +34,6 @@ sides: the velocity entries are zeroed, the observation keeps its shape (our own
 Box2D (`pip install -e ".[zoo]"`); without it the entry is skipped with a printed line.
 `Acrobot-v1` is the plain env, full observation, as the zoo's entry is.
 
-Read differently by the two sides: CartPoleNoVel-v1's `clip_range: lin_0.2` is annealed by
-sb3-contrib and read as a constant 0.2 by us (we have no clip-range schedule; train.py notes it).
-
 Left out: BipedalWalker-v3 (5M steps, out of this machine's budget) and BipedalWalkerHardcore-v3
 (100M, and a critic without an LSTM that we do not offer); the MuJoCo entries (`Ant-v3`,
 `HalfCheetah-v3`, ...), whose `-v3` ids need mujoco-py, which does not install here; the PyBullet
@@ -48,6 +45,7 @@ to keep the budget (its env is registered). The Atari entry (10M steps) is out o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import math
@@ -286,6 +284,7 @@ def train_ours(job: Job) -> dict[str, Any]:
     return {
         "steps": model.num_timesteps, "wall": wall, "final_return": final, "final_std": spread,
         **at_compare, "curve": curve.points, "zoo": zoo_entry(job.entry), "notes": settings.notes,
+        "settings": dataclasses.asdict(settings.config),
     }  # fmt: skip
 
 

@@ -406,7 +406,7 @@ def test_a_pasted_zoo_file_is_read_with_our_names(tmp_path):
     assert settings.total_timesteps == 100_000
     assert (cfg.n_envs, cfg.n_steps, cfg.batch_size, cfg.n_epochs) == (8, 32, 256, 20)
     assert (cfg.learning_rate, cfg.lr_schedule) == (0.001, "linear")
-    assert cfg.clip_range == 0.2 and any("clip_range" in n for n in settings.notes)
+    assert (cfg.clip_range, cfg.clip_schedule) == (0.2, "linear")
     assert (cfg.normalize_obs, cfg.normalize_reward) == (True, False)
     assert (cfg.ortho_init, cfg.activation_fn, cfg.lstm_hidden_size) == (False, "relu", 64)
     assert cfg.net_arch == [64] and cfg.shared_lstm is False and cfg.rnn_type == "lstm"

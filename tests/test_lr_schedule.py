@@ -38,3 +38,16 @@ def test_an_adaptive_rate_slows_updates_that_move_too_far_and_is_kept_in_checkpo
     constant = small_model(desired_kl=1e-9)
     constant.learn(64)
     assert constant.logs["train/learning_rate"] == 1e-3
+
+
+def test_a_linear_clip_schedule_reaches_the_update():
+    # Two updates of a 64-step run: the second is at the budget's end, where a linear clip range
+    # is 0, so every sample whose ratio moved counts as clipped; at a constant 0.2 next to none.
+    annealed = small_model(clip_schedule="linear", batch_size=8, n_epochs=4)
+    annealed.learn(64)
+    assert annealed.logs["train/clip_range"] == 0.0
+    assert annealed.logs["train/clip_fraction"] > 0.5
+    constant = small_model(batch_size=8, n_epochs=4)
+    constant.learn(64)
+    assert constant.logs["train/clip_range"] == 0.2
+    assert constant.logs["train/clip_fraction"] < 0.2

@@ -25,6 +25,14 @@ def test_zoo_cartpole_translates_to_sb3_contribs_names():
     }  # fmt: skip
 
 
+def test_a_linear_clip_schedule_is_sb3_contribs_linear_schedule():
+    clip = sb3_peer.sb3_settings({"clip_range": 0.1, "clip_schedule": "linear"})["clip_range"]
+    assert [clip(p) for p in (1.0, 0.5, 0.0)] == [0.1, 0.05, 0.0]
+    assert (
+        sb3_peer.sb3_settings({"clip_range": 0.1, "clip_schedule": "constant"})["clip_range"] == 0.1
+    )
+
+
 @pytest.mark.parametrize("name", list(throughput.TASKS))
 def test_throughput_sides_differ_only_where_the_task_says(name):
     task = throughput.TASKS[name]

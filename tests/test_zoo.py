@@ -39,16 +39,10 @@ GSDE = "use_sde: gSDE exploration is not implemented"
 NO_CRITIC_LSTM = "enable_critic_lstm=False (a critic with no memory) is not offered"
 
 
-def clip(value: str) -> str:
-    return f"clip_range lin_{value}: read as a constant {value} (no clip-range schedule)"
-
-
 PINNED: dict[str, Loads | str] = {
-    "atari": Loads(
-        [64, 64], ("ALE/Pong-v5 trains with the settings of the atari entry", clip("0.1"))
-    ),
+    "atari": Loads([64, 64], ("ALE/Pong-v5 trains with the settings of the atari entry",)),
     "PendulumNoVel-v1": GSDE,
-    "CartPoleNoVel-v1": Loads([64, 64], (clip("0.2"),)),
+    "CartPoleNoVel-v1": Loads([64, 64]),
     "MountainCarNoVel-v0": Loads([64, 64]),
     "MountainCarContinuousNoVel-v0": GSDE,
     "Acrobot-v1": Loads([64, 64]),
@@ -58,9 +52,9 @@ PINNED: dict[str, Loads | str] = {
     "LunarLanderContinuousNoVel-v2": Loads([64, 64]),
     "HalfCheetahBulletEnv-v0": Loads([]),
     "AntBulletEnv-v0": Loads([]),
-    "Walker2DBulletEnv-v0": Loads([], (clip("0.4"),)),
-    "HopperBulletEnv-v0": Loads([], (clip("0.4"),)),
-    "ReacherBulletEnv-v0": Loads([], (clip("0.4"),)),
+    "Walker2DBulletEnv-v0": Loads([]),
+    "HopperBulletEnv-v0": Loads([]),
+    "ReacherBulletEnv-v0": Loads([]),
     "MinitaurBulletEnv-v0": Loads([64, 64]),
     "MinitaurBulletDuckEnv-v0": Loads([64, 64]),
     "HumanoidBulletEnv-v0": Loads([64, 64]),
@@ -129,8 +123,9 @@ def test_each_zoo_entry_loads_or_says_why_not(name):
     for key in ("learning_rate", "clip_range", "max_grad_norm"):
         if key in entry:
             assert getattr(config, key) == _number(entry[key]), key
-    linear = str(entry.get("learning_rate", "")).startswith("lin_")
-    assert config.lr_schedule == ("linear" if linear else "constant")
+    for key, schedule in (("learning_rate", "lr_schedule"), ("clip_range", "clip_schedule")):
+        linear = str(entry.get(key, "")).startswith("lin_")
+        assert getattr(config, schedule) == ("linear" if linear else "constant"), key
     rollout = config.n_envs * config.n_steps
     assert config.batch_size == min(entry.get("batch_size", 128), rollout)
     # What the entry does not name is sb3-contrib's default, as the zoo trains it.
@@ -327,6 +322,7 @@ def test_zoo_numbers_are_read_as_written(tmp_path):
     settings = settings_of(path)
     assert (settings.config.learning_rate, settings.config.ent_coef) == (3e-4, 1e-3)
     assert settings.config.clip_range == 0.1 and settings.total_timesteps == 100_000
+    assert settings.config.clip_schedule == "linear"
 
 
 def test_a_preset_that_is_not_a_zoo_file_is_not_clamped(tmp_path):

@@ -81,9 +81,9 @@ def test_train_py_takes_each_entry_by_its_exact_name():
     assert settings.total_timesteps == 100_000 and config.seed == 4 and config.device == "cpu"
     assert (config.n_envs, config.n_steps, config.batch_size, config.n_epochs) == (8, 32, 256, 20)
     assert (config.gamma, config.gae_lambda, config.ent_coef) == (0.98, 0.8, 0.0)
-    assert (config.learning_rate, config.lr_schedule, config.clip_range) == (1e-3, "linear", 0.2)
-    # the one setting read approximately, and no "trains with the settings of ..." note
-    assert settings.notes == ["clip_range lin_0.2: read as a constant 0.2 (no clip-range schedule)"]
+    assert (config.learning_rate, config.lr_schedule) == (1e-3, "linear")
+    assert (config.clip_range, config.clip_schedule) == (0.2, "linear")
+    assert settings.notes == []  # no "trains with the settings of ..." note
     for name in ("MountainCarNoVel-v0", "Acrobot-v1", "LunarLanderNoVel-v2"):
         assert zoo.ours_settings(name, 0, 1000).notes == []
 
@@ -244,6 +244,6 @@ def test_a_quick_run_of_our_side_writes_its_line_once(tmp_path, capsys):
     assert result["compare_return"] == result["final_return"] > 0 and result["wall"] > 0
     steps = [point[0] for point in result["curve"]]
     assert steps == sorted(steps) and steps[-1] == zoo.QUICK_BUDGET
-    assert result["zoo"]["n_envs"] == 8 and result["notes"]  # the clip_range note
+    assert result["zoo"]["n_envs"] == 8 and result["settings"]["clip_schedule"] == "linear"
     assert zoo.main(argv) == 0
     assert "0 jobs to run" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Learning-rate schedules: where the step size of the next update comes from."""
+"""Schedules: where the step size (and, linear, the clip range) of the next update comes from."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ LEAST_FRACTION = 0.01
 
 
 def linear_rate(learning_rate: float, num_timesteps: int, total_timesteps: int) -> float:
-    """`learning_rate` annealed linearly to 0 at `total_timesteps` (constant when it is 0)."""
+    """`learning_rate` (or a clip range) annealed linearly to 0 at `total_timesteps` (constant when
+    it is 0)."""
     if total_timesteps <= 0:
         return learning_rate
     return learning_rate * max(1.0 - num_timesteps / total_timesteps, 0.0)

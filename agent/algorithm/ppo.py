@@ -271,6 +271,13 @@ class RecurrentPPO(SB3Methods):
             return self.adaptive_lr
         return cfg.learning_rate
 
+    def _clip_range(self) -> float:
+        """The policy clip range of the next update, as `config.clip_schedule` says."""
+        cfg = self.config
+        if cfg.clip_schedule == "linear":
+            return linear_rate(cfg.clip_range, self.num_timesteps, self.total_timesteps)
+        return cfg.clip_range
+
     # ----------------------------------------------------------------------------- training ---
 
     def learn(
@@ -474,6 +481,7 @@ class RecurrentPPO(SB3Methods):
         self.policy.train()
         self.params.attach()
         lr = self._learning_rate()
+        clip_range = self._clip_range()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         stats: dict[str, list[torch.Tensor]] = {
@@ -491,7 +499,7 @@ class RecurrentPPO(SB3Methods):
                     batch.observations, batch.state, batch.rows, batch.masks
                 )
                 pg = policy_loss(
-                    dist.log_prob(batch.actions), batch.log_probs, batch.advantages, cfg.clip_range
+                    dist.log_prob(batch.actions), batch.log_probs, batch.advantages, clip_range
                 )
                 vf = value_loss(values, batch.values, batch.returns, cfg.clip_range_vf)
                 loss = pg.loss + cfg.vf_coef * vf
@@ -534,7 +542,7 @@ class RecurrentPPO(SB3Methods):
             ),
             "train/n_updates": float(self.n_updates),
             "train/epochs": float(epoch + 1),
-            "train/clip_range": cfg.clip_range,
+            "train/clip_range": clip_range,
         }
         if last_loss is not None:  # SB3's train/loss: the total loss of the last minibatch
             logs["train/loss"] = float(last_loss)

@@ -288,9 +288,10 @@ def constructor_settings(values: dict[str, Any]) -> dict[str, Any]:
         out["device"] = str(out["device"])  # torch.device("cpu") -> "cpu"
     for key in ("learning_rate", "clip_range", "clip_range_vf"):
         if callable(out.get(key)):
+            schedule = {"learning_rate": "lr_schedule", "clip_range": "clip_schedule"}.get(key)
             instead = (
-                "a number, with lr_schedule='linear' for SB3's linear schedule"
-                if key == "learning_rate"
+                f"a number, with {schedule}='linear' for SB3's linear schedule"
+                if schedule
                 else "a number"
             )
             raise ConfigError(f"{key} as a function of the progress is not offered: give {instead}")

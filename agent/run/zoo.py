@@ -153,12 +153,7 @@ def from_zoo(values: dict[str, Any], entry: bool = False) -> tuple[dict[str, Any
         if isinstance(value, str) and value.startswith("lin_"):
             number = _number(value[4:], key)
             out[key] = number
-            if key == "learning_rate":
-                out["lr_schedule"] = "linear"
-            else:
-                notes.append(
-                    f"clip_range {value}: read as a constant {number} (no clip-range schedule)"
-                )
+            out["lr_schedule" if key == "learning_rate" else "clip_schedule"] = "linear"
     if entry:
         out = {**SB3_CONTRIB_DEFAULTS, **out}
         notes += _whole_rollout_batch(out)
