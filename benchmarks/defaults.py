@@ -28,9 +28,7 @@ import dataclasses
 import importlib.util
 import json
 import operator
-import os
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -45,7 +43,7 @@ from gymnasium.wrappers import FilterObservation, TransformObservation
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import sb3_peer  # noqa: E402
+from benchmarks import jobs, sb3_peer  # noqa: E402
 from benchmarks.presets import GOALS  # noqa: E402
 
 HERE = "benchmarks.defaults"
@@ -328,29 +326,14 @@ def job_key(line: dict[str, Any]) -> tuple[str, str, int, int]:
     return (line["task"], line["config"], line["seed"], line["budget"])
 
 
-def load_results(out: Path) -> list[dict[str, Any]]:
-    path = out / "results.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def run_job(job: Job, out: Path) -> bool:
-    """Run `job` in a fresh subprocess with one thread; append its line; False on failure."""
-    command = [sys.executable, __file__, "--worker", json.dumps(job._asdict())]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        print(f"  failed ({proc.returncode}):\n{proc.stderr[-2000:]}", flush=True)
-        return False
-    with (out / "results.jsonl").open("a") as f:
-        f.write(lines[-1][len("RESULT ") :] + "\n")
-    line = json.loads(lines[-1][len("RESULT ") :])
+def describe(job: Job, line: dict[str, Any]) -> str:
+    """The line printed as a job ends."""
     goal = f"at {line['goal_steps']} steps" if line["goal_steps"] is not None else "not reached"
     sps = line["steps"] / line["wall"]
-    print(f"  score {line['score']:.3g}, {line['wall']:.0f} s ({sps:.0f} steps/s), goal {goal}")
-    return True
+    return (
+        f"{job.task} {job.config} seed {job.seed}: score {line['score']:.3g}, "
+        f"{line['wall']:.0f} s ({sps:.0f} steps/s), goal {goal}"
+    )
 
 
 def worker(job: Job) -> dict[str, Any]:
@@ -361,7 +344,8 @@ def worker(job: Job) -> dict[str, Any]:
     task = TASKS[job.task]
     train = train_ours if job.library == "ours" else train_sb3
     steps, wall, curve, scores = train(task, job)
-    goal_steps, goal_wall = time_to_goal(curve, task.goal)
+    index = 3 if task.goal[0] == "success" else 2  # the curve's success rate, or its return
+    goal_steps, goal_wall = jobs.time_to_goal(curve, index, task.goal[1])
     score = scores["success" if task.goal[0] == "success" else "return"]
     return {
         **job._asdict(), "steps": steps, "wall": wall, "score": score,
@@ -381,15 +365,6 @@ def curve_point(steps: int, wall: float, returns: Any, successes: Any) -> tuple:
 
 def mean_or_none(values: Any) -> float | None:
     return float(np.mean(values)) if len(values) else None
-
-
-def time_to_goal(curve: Curve, goal: tuple[str, float]) -> tuple[int | None, float | None]:
-    """Steps and seconds of the first curve point at or above the goal; (None, None) if none."""
-    index = 3 if goal[0] == "success" else 2
-    for point in curve:
-        if point[index] is not None and point[index] >= goal[1]:
-            return point[0], point[1]
-    return None, None
 
 
 def train_ours(task: Task, job: Job) -> tuple[int, float, Curve, dict[str, Any]]:
@@ -615,12 +590,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiplies every budget")
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes")
     parser.add_argument("--quick", action="store_true", help="two tasks, tiny budgets, seed 0")
-    parser.add_argument("--table", action="store_true", help="run nothing, only report")
-    parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    jobs.add_report_flags(parser)
     args = parser.parse_args(argv)
     if args.worker:
-        print("RESULT " + json.dumps(worker(Job(**json.loads(args.worker)))), flush=True)
+        jobs.print_result(worker(Job(**json.loads(args.worker))))
         return 0
     if args.quick:
         args.seeds, args.sb3_seeds, args.episodes = [0], [0], 10
@@ -633,13 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     failed = 0
     if not args.table:
-        done = {job_key(line) for line in load_results(args.out)}
-        jobs = [job for job in plan(args, configs) if job_key(job._asdict()) not in done]
-        print(f"{len(jobs)} jobs to run, results in {args.out / 'results.jsonl'}", flush=True)
-        for i, job in enumerate(jobs, 1):
-            print(f"[{i}/{len(jobs)}] {job.task} {job.config} seed {job.seed}", flush=True)
-            failed += not run_job(job, args.out)
-    results = load_results(args.out)
+        failed = jobs.run_missing(Path(__file__), plan(args, configs), args.out, job_key, describe)
+    results = jobs.load_results(args.out)
     if shown:
         results = [line for line in results if line["config"] in configs]
     if tasks_shown:

@@ -149,13 +149,13 @@ def train(
         vec_env = VecNormalize(vec_env, norm_obs=True, norm_reward=False, gamma=gamma)
     policy = policy_for(vec_env.observation_space)
     model = RecurrentPPO(policy, vec_env, device="cpu", seed=seed, **settings)
-    callback = None if after_update is None else _each_update(after_update)
+    callback = None if after_update is None else each_update(after_update)
     start = time.perf_counter()
     model.learn(steps, callback=callback)
     return Trained(model, vec_env, time.perf_counter() - start)
 
 
-def _each_update(record: Callable[[Update], None]) -> Any:
+def each_update(record: Callable[[Update], None]) -> Any:
     """An SB3 callback that hands `record` an `Update` as each rollout after the first starts,
     and at the end: after every update."""
     from stable_baselines3.common.callbacks import BaseCallback

@@ -49,13 +49,10 @@ import dataclasses
 import importlib.util
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -65,7 +62,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import sb3_peer  # noqa: E402
+from benchmarks import jobs, sb3_peer  # noqa: E402
 
 if TYPE_CHECKING:
     from agent.run.cli import Settings
@@ -98,8 +95,6 @@ COMPARE_AT = 200_000
 """B, `--compare-at`: the budget of sb3-contrib's runs for entries that train longer."""
 SB3_EVAL_ENVS = 10
 """Copies sb3-contrib's evaluation steps together (`evaluate_policy` deals the episodes out)."""
-CURVE_POINTS = 500
-"""About how many points of each learning curve are kept (a 1M-step run updates ~4,000 times)."""
 QUICK_BUDGET = 1024
 """`--quick`: the steps of every job; B is half of it where the entry allows."""
 
@@ -215,25 +210,6 @@ def job_key(line: dict[str, Any]) -> tuple[str, str, int, int, int]:
     return (line["entry"], line["library"], line["seed"], line["budget"], line["compare_at"])
 
 
-Curve = list[tuple[int, float, float | None]]
-"""(steps, training seconds, mean return of the last 100 training episodes)."""
-
-
-class CurveRecorder:
-    """Keeps about `CURVE_POINTS` points of a run of `budget` steps, and always the last."""
-
-    def __init__(self, budget: int) -> None:
-        self.every = max(1, budget // CURVE_POINTS)
-        self.points: Curve = []
-
-    def add(self, steps: int, seconds: float, returns: Any) -> None:
-        point = (int(steps), seconds, float(np.mean(returns)) if len(returns) else None)
-        if self.points and steps // self.every == self.points[-1][0] // self.every:
-            self.points[-1] = point  # the same stretch: the later point stands for it
-        else:
-            self.points.append(point)
-
-
 def worker(job: Job) -> dict[str, Any]:
     """Train and evaluate one job in this process; its results line."""
     import torch
@@ -263,7 +239,7 @@ def train_ours(job: Job) -> dict[str, Any]:
         )  # fmt: skip
         return result["mean_return"], result["std_return"]
 
-    curve = CurveRecorder(job.budget)
+    curve = jobs.CurveRecorder(job.budget)
     at_compare: dict[str, Any] = {}
     evaluating = 0.0  # seconds of evaluation inside `learn`, not training time
     start = time.perf_counter()
@@ -296,13 +272,13 @@ def train_sb3(job: Job) -> dict[str, Any]:
     `normalize: true` normalises rewards too (`build_sb3`)."""
     env_id = ENTRIES[job.entry].env_id
     model, vec_env = build_sb3(env_id, sb3_settings(zoo_entry(job.entry)), job.seed)
-    curve = CurveRecorder(job.budget)
+    curve = jobs.CurveRecorder(job.budget)
 
     def record(update: sb3_peer.Update) -> None:
         curve.add(update.steps, update.seconds, update.returns)
 
     start = time.perf_counter()
-    model.learn(job.budget, callback=sb3_peer._each_update(record))
+    model.learn(job.budget, callback=sb3_peer.each_update(record))
     trained = sb3_peer.Trained(model, vec_env, time.perf_counter() - start)
     result = sb3_peer.evaluate(
         trained, env_id, episodes=job.episodes, n_envs=SB3_EVAL_ENVS, seed=job.seed + 1000
@@ -315,47 +291,14 @@ def train_sb3(job: Job) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def load_results(out: Path) -> list[dict[str, Any]]:
-    path = out / "results.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def run_job(job: Job) -> dict[str, Any] | None:
-    """Run `job` in a fresh subprocess with one thread; its results line, or None (printed)."""
-    command = [sys.executable, __file__, "--worker", json.dumps(job._asdict())]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        print(f"  {job.entry} {job.library} seed {job.seed} failed ({proc.returncode}):")
-        print(proc.stderr[-2000:], flush=True)
-        return None
-    return json.loads(lines[-1][len("RESULT ") :])
-
-
-def run_jobs(jobs: list[Job], out: Path, parallel: int) -> int:
-    """Run `jobs`, `parallel` at a time, appending each line to OUT/results.jsonl as it comes;
-    the number that failed."""
-    failed = 0
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        futures = [(job, pool.submit(run_job, job)) for job in jobs]
-        for i, (job, future) in enumerate(futures, 1):
-            line = future.result()
-            if line is None:
-                failed += 1
-                continue
-            with (out / "results.jsonl").open("a") as f:
-                f.write(json.dumps(line) + "\n")
-            sps = line["steps"] / line["wall"]
-            print(
-                f"[{i}/{len(jobs)}] {job.entry} {job.library} seed {job.seed}: final "
-                f"{line['final_return']:.1f}, at {line['compare_steps']} steps "
-                f"{line['compare_return']:.1f}, {line['wall']:.0f} s ({sps:.0f} steps/s)",
-                flush=True,
-            )
-    return failed
+def describe(job: Job, line: dict[str, Any]) -> str:
+    """The line printed as a job ends."""
+    sps = line["steps"] / line["wall"]
+    return (
+        f"{job.entry} {job.library} seed {job.seed}: final {line['final_return']:.1f}, at "
+        f"{line['compare_steps']} steps {line['compare_return']:.1f}, {line['wall']:.0f} s "
+        f"({sps:.0f} steps/s)"
+    )
 
 
 def plan(args: argparse.Namespace) -> list[Job]:
@@ -444,7 +387,7 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join([*lines, "", legend])
 
 
-def seed_mean(curves: list[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def seed_mean(curves: list[jobs.Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Steps, and the mean, min and max over the seeds of the mean training return, at the
     steps where every seed has one."""
     grid = np.array(sorted({p[0] for c in curves for p in c}), dtype=float)
@@ -513,12 +456,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="jobs at a time (more than 1 spoils the timings)")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_BUDGET} steps a job, seed 0, 5 episodes: a smoke test")  # fmt: skip
-    parser.add_argument("--table", action="store_true", help="run nothing, only report")
-    parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    jobs.add_report_flags(parser)
     args = parser.parse_args(argv)
     if args.worker:
-        print("RESULT " + json.dumps(worker(Job(**json.loads(args.worker)))), flush=True)
+        jobs.print_result(worker(Job(**json.loads(args.worker))))
         return 0
     if args.quick:
         args.seeds, args.sb3_seeds, args.episodes = [0], [0], 5
@@ -526,11 +467,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     failed = 0
     if not args.table:
-        done = {job_key(line) for line in load_results(args.out)}
-        jobs = [job for job in plan(args) if job_key(job._asdict()) not in done]
-        print(f"{len(jobs)} jobs to run, results in {args.out / 'results.jsonl'}", flush=True)
-        failed = run_jobs(jobs, args.out, args.jobs)
-    results = [line for line in load_results(args.out) if line["entry"] in args.entries]
+        failed = jobs.run_missing(
+            Path(__file__), plan(args), args.out, job_key, describe, args.jobs
+        )
+    results = [line for line in jobs.load_results(args.out) if line["entry"] in args.entries]
     print(table(results) if results else "no results yet")
     if args.plot and results:
         plot(results, args.plot)

@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
-from envs.batched import BatchedTask, TaskEnv, TaskVectorEnv, positive_int
+from envs.batched import RENDERABLE, BatchedTask, TaskEnv, TaskVectorEnv, positive_int
+from envs.repeat import CELL, symbol_colours
 
 
 class CardMatchTask(BatchedTask):
@@ -61,6 +62,22 @@ class CardMatchTask(BatchedTask):
         success = (self.correct == self.num_cards).astype(np.float32)
         return rewards, terminated, success
 
+    def render(self, index: int) -> np.ndarray:
+        """Top, the target order, each card in its colour; middle, the hand (played cards
+        dark); below, the share of cards played in place (green) and out of place (red)."""
+        N = self.num_cards
+        colours = symbol_colours(N)
+        frame = np.full((3 * CELL + CELL // 2, N * CELL, 3), 40, dtype=np.uint8)
+        for position, card in enumerate(self.order[index]):
+            frame[1 : CELL - 1, position * CELL + 1 : (position + 1) * CELL - 1] = colours[card]
+        for card in np.flatnonzero(self.held[index]):
+            frame[CELL + 1 : 2 * CELL - 1, card * CELL + 1 : (card + 1) * CELL - 1] = colours[card]
+        right = int(self.correct[index]) * CELL
+        wrong = (int(min(self.t[index], N)) - int(self.correct[index])) * CELL
+        frame[2 * CELL + CELL // 2 :, :right] = (60, 200, 60)
+        frame[2 * CELL + CELL // 2 :, right : right + wrong] = (220, 30, 30)
+        return frame
+
 
 class CardMatchEnv(TaskEnv):
     """Play your cards back in the order shown at the start: memory with action masks.
@@ -110,6 +127,7 @@ class CardMatchEnv(TaskEnv):
     """
 
     task_class = CardMatchTask
+    metadata: ClassVar[dict[str, Any]] = RENDERABLE
 
     def action_masks(self) -> np.ndarray:
         """[num_cards] bool: the cards still held (legal to play)."""
@@ -120,7 +138,7 @@ class CardMatchVectorEnv(TaskVectorEnv):
     """`num_envs` copies of `CardMatchEnv` in one numpy call."""
 
     task_class = CardMatchTask
-    metadata: ClassVar[dict[str, Any]] = TaskVectorEnv.metadata
+    metadata: ClassVar[dict[str, Any]] = {**TaskVectorEnv.metadata, **RENDERABLE}
 
     def action_masks(self) -> np.ndarray:
         """[num_envs, num_cards] bool: the cards each copy still holds."""

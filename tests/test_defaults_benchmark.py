@@ -7,7 +7,7 @@ from functools import partial
 import numpy as np
 import pytest
 
-from benchmarks import defaults
+from benchmarks import defaults, jobs
 from benchmarks.defaults import Config
 from benchmarks.sb3_peer import policy_for
 from tests.conftest import require
@@ -27,7 +27,7 @@ def test_jobs_write_a_line_each_and_are_skipped_when_rerun(tmp_path, monkeypatch
     argv = ["--out", str(tmp_path), "--tasks", "tmaze-short", "--seeds", "0", "--sb3-seeds", "0"]
     argv += ["--budget-scale", str(scale), "--episodes", "3"]
     assert defaults.main(argv) == 0
-    lines = defaults.load_results(tmp_path)
+    lines = jobs.load_results(tmp_path)
     assert sorted(line["config"] for line in lines) == ["tiny-ours", "tiny-sb3"]
     for line in lines:
         assert line["budget"] == 64 and line["steps"] >= 64 and line["wall"] > 0

@@ -313,7 +313,7 @@ def test_bad_kwargs_raise_a_clear_value_error(env_id, kwargs, word):
 
 RENDERED = [
     "Memory/TMaze-v0", "Memory/VisualMatch-v0", "Memory/RepeatFirst-v0",
-    "Memory/RepeatPrevious-v0", "Memory/Bandit-v0",
+    "Memory/RepeatPrevious-v0", "Memory/Bandit-v0", "Memory/CardMatch-v0",
 ]  # fmt: skip
 
 
@@ -394,3 +394,15 @@ def test_a_bandit_frame_shows_the_arm_pulled_and_whether_it_paid():
         colour = GREEN if reward > 0 else RED
         columns = np.flatnonzero((frame == colour).all(axis=-1).any(axis=0))
         assert columns.min() >= frame.shape[1] // 2
+
+
+@pytest.mark.parametrize("env_id", sorted(i for i in gym.registry if i.startswith("Memory/")))
+def test_sb3s_make_vec_env_makes_every_task(env_id):
+    """SB3's `make_vec_env(id)` asks for `render_mode="rgb_array"`: each task takes it (CardMatch
+    once refused it, and so sb3-contrib's agents could not be built on it by its id)."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env(env_id, n_envs=2, seed=0)
+    obs = env.reset()
+    assert obs.shape[0] == 2
+    env.close()

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from sb3_contrib.common.wrappers import ActionMasker
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agent import RecurrentPPO
 from agent.config import PPOConfig
@@ -217,7 +219,19 @@ CONVENTIONS = {
     "method, SyncVectorEnv": lambda: gym.vector.SyncVectorEnv([make_cards()] * 4),
     "info": lambda: gym.vector.SyncVectorEnv([make_cards(NoMethod, InfoMask)] * 4),
     "dict observation": lambda: gym.vector.SyncVectorEnv([make_cards(NoMethod, DictMask)] * 4),
+    # SB3 users' envs: a DummyVecEnv (its envs are stepped as a SyncVectorEnv), with the env's
+    # method, with info masks, or with sb3-contrib's ActionMasker over an env without masks
+    "method, SB3 DummyVecEnv": lambda: DummyVecEnv([make_cards()] * 4),
+    "info, SB3 DummyVecEnv": lambda: DummyVecEnv([make_cards(NoMethod, InfoMask)] * 4),
+    "sb3-contrib ActionMasker, SB3 DummyVecEnv": lambda: DummyVecEnv(
+        [make_cards(NoMethod, lambda env: ActionMasker(env, held_cards))] * 4
+    ),
 }
+
+
+def held_cards(env):
+    """sb3-contrib's `ActionMasker` function: the env's legal actions."""
+    return env.unwrapped.action_masks()
 
 
 @pytest.mark.parametrize("convention", sorted(CONVENTIONS))
@@ -229,9 +243,10 @@ def test_each_convention_masks_training(convention):
     assert buffer.masks is not None and not buffer.masks.all()
 
 
-def test_without_masks_cards_get_played_twice():
+@pytest.mark.parametrize("vector", [gym.vector.SyncVectorEnv, DummyVecEnv])
+def test_without_masks_cards_get_played_twice(vector):
     """The check above can fail: the same env with its method hidden ends episodes early."""
-    env = gym.vector.SyncVectorEnv([make_cards(NoMethod)] * 4)
+    env = vector([make_cards(NoMethod)] * 4)
     model = cards_model(env, n_epochs=1)
     model.learn(48 * 4)
     assert min(model.episode_statistics.length_queue) < N_CARDS

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -156,12 +157,20 @@ def event_files(run: Path) -> list[Path]:
     return sorted((run / "tb").glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime)
 
 
-def logged_steps(event_file: Path, tag: str = "rollout/ep_rew_mean") -> list[int]:
+def logged_scalars(event_file: Path, tag: str) -> list[Any]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(event_file))
     events.Reload()
-    return [e.step for e in events.Scalars(tag)]
+    return events.Scalars(tag)
+
+
+def logged_steps(event_file: Path, tag: str = "rollout/ep_rew_mean") -> list[int]:
+    return [e.step for e in logged_scalars(event_file, tag)]
+
+
+def logged_values(event_file: Path, tag: str) -> list[float]:
+    return [e.value for e in logged_scalars(event_file, tag)]
 
 
 # --------------------------------------------------------------------------------- seeds ---
@@ -228,6 +237,23 @@ def test_seed_interval_is_the_t_interval_of_the_mean():
     assert summary.endswith("std 3.96, 95% t-interval [-1.72, 8.12]"), summary
     single = aggregate([4.0])
     assert single.mean == 4.0 and np.isnan(single.std) and np.isnan(single.low)
+
+
+def test_masks_reach_each_trial(local_ray, tmp_path):
+    """CardMatch ends an episode early when a card is played twice, which its masks forbid: each
+    trial's episodes are all five steps long, and with the masks hidden they are not."""
+    cards = [
+        "--env", "Memory/CardMatch-v0", "--n-envs", "4", "--n-steps", "16", "--batch-size", "32",
+        "--lstm-hidden-size", "8", "--net-arch", "8", "--total-timesteps", "128",
+        "--eval-freq", "0", "--seeds", "1",
+    ]  # fmt: skip
+    assert tune_cli.main([*cards, "--run-dir", str(tmp_path / "masked")]) == 0
+    (events,) = event_files(tmp_path / "masked" / "seed0")
+    assert set(logged_values(events, "rollout/ep_len_mean")) == {5.0}
+    hidden = ["--wrapper", "benchmarks.mask_envs:HideMasks", "--run-dir", str(tmp_path / "hidden")]
+    assert tune_cli.main([*cards, *hidden]) == 0
+    (events,) = event_files(tmp_path / "hidden" / "seed0")
+    assert max(logged_values(events, "rollout/ep_len_mean")) < 5.0
 
 
 # ---------------------------------------------------------------------------------- sweep ---

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import zoo, zoo_envs
+from benchmarks import jobs, zoo, zoo_envs
 from tests.conftest import require
 
 VELOCITIES = {
@@ -238,7 +238,7 @@ def test_a_quick_run_of_our_side_writes_its_line_once(tmp_path, capsys):
     argv = ["--quick", "--entries", "CartPoleNoVel-v1", "--only", "ours", "--out", str(tmp_path)]
     assert zoo.main(argv) == 0
     assert "1 jobs to run" in capsys.readouterr().out
-    (result,) = zoo.load_results(tmp_path)
+    (result,) = jobs.load_results(tmp_path)
     assert (result["entry"], result["library"], result["seed"]) == ("CartPoleNoVel-v1", "ours", 0)
     assert result["budget"] == result["compare_at"] == result["steps"] == zoo.QUICK_BUDGET
     assert result["compare_return"] == result["final_return"] > 0 and result["wall"] > 0

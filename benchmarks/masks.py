@@ -1,0 +1,345 @@
+"""Action masks with memory, side by side (issue 30): ours with masks and without, against
+sb3-contrib's `MaskablePPO` (masks, no memory) and `RecurrentPPO` (memory, no masks).
+
+    python benchmarks/masks.py --out runs/masks                  # everything, resumable
+    python benchmarks/masks.py --out runs/masks --tasks cards    # one task
+    python benchmarks/masks.py --out results/masks --table --plot results/masks/masks.png
+    python benchmarks/masks.py --quick --out /tmp/masks_quick    # the pipeline, in a minute
+
+The tasks: `Memory/CardMatch-v0` (ours, envs/cards.py: masks from its `action_masks()`) at its
+preset `configs/card-match.yaml`, and `TaxiDestination-v0`, Gymnasium's Taxi with its own masks
+(`info["action_mask"]`) and the destination shown at the first step only (benchmarks/mask_envs.py),
+at `configs/taxi-destination.yaml`. The agents, each at the task's preset, 3 seeds:
+
+- `ours`: the preset as `train.py --config PRESET` trains it (masks found with no flag);
+- `ours-unmasked`: the same with `--wrapper benchmarks.mask_envs:HideMasks`, which hides them;
+- `maskable-ppo`: sb3-contrib's `MaskablePPO` (`MlpPolicy`: no memory) with the masks (the env's
+  `action_masks()`, Taxi's through sb3-contrib's `ActionMasker`);
+- `recurrent-ppo`: sb3-contrib's `RecurrentPPO` (`MlpLstmPolicy`), which has no masks.
+
+sb3-contrib's agents take the preset's settings through `sb3_peer.sb3_settings`, with our
+network's sizes (an LSTM of 128 units, heads of 64, where sb3-contrib's defaults are 256 and
+64 x 64); what has no counterpart there (`forget_bias_init`) keeps sb3-contrib's default, and the
+table says so. Without masks an illegal action is the env's to punish: CardMatch ends the episode,
+Taxi costs 10.
+
+Each (task, agent, seed) job runs in a fresh one-thread subprocess and appends one line to
+OUT/results.jsonl (benchmarks/jobs.py; a job whose line is there is skipped): the learning curve
+(mean return of the last 100 training episodes after each update, against steps and training
+seconds), the return at the budget (that mean at the last update: the stochastic policy each
+agent trains, scored the same way on every side) and the steps and seconds at which the curve
+first reaches the task's goal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import jobs, sb3_peer  # noqa: E402
+
+HIDE = "benchmarks.mask_envs:HideMasks"
+"""The wrapper of `ours-unmasked`."""
+OUR_NETWORK = {"lstm_hidden_size": 128, "net_arch": [64]}
+"""Our default network's sizes, given to sb3-contrib's agents where its defaults differ."""
+NO_COUNTERPART = ("forget_bias_init",)
+"""Preset settings sb3-contrib has no counterpart for: its agents keep their default."""
+QUICK_BUDGET = 2048
+
+
+@dataclass(frozen=True)
+class Task:
+    env_id: str
+    preset: str
+    """A name in configs/: the settings and budget of every agent."""
+    goal: float
+    """The mean training return that counts as solved."""
+    optimal: float
+    memoryless: str
+    """The best return without memory, as the env's docs give it."""
+    masks_fn: str | None = None
+    """`module:function` giving an env's masks for sb3-contrib's `ActionMasker`; None: the env's
+    `action_masks()` method, which `MaskablePPO` finds itself."""
+
+
+TASKS = {
+    "cards": Task("Memory/CardMatch-v0", "card-match", goal=0.95, optimal=1.0, memoryless="0.4"),
+    "taxi": Task(
+        "benchmarks.mask_envs:TaxiDestination-v0", "taxi-destination", goal=4.0, optimal=7.93,
+        memoryless="not known", masks_fn="benchmarks.mask_envs:taxi_masks",
+    ),
+}  # fmt: skip
+AGENTS = ("ours", "ours-unmasked", "maskable-ppo", "recurrent-ppo")
+
+
+class Job(NamedTuple):
+    task: str
+    agent: str
+    seed: int
+    budget: int
+    """Steps of training."""
+
+
+def job_key(line: dict[str, Any]) -> tuple[str, str, int, int]:
+    """What makes a job the same job: a results line or a `Job._asdict()`."""
+    return (line["task"], line["agent"], line["seed"], line["budget"])
+
+
+def preset_budget(task: Task) -> int:
+    from agent.run.cli import load_preset, preset_path
+
+    return int(load_preset(preset_path(task.preset))["total_timesteps"])
+
+
+# ----------------------------------------------------------------------------------- ours ---
+def train_ours(task: Task, job: Job) -> tuple[int, float, jobs.Curve, dict[str, Any]]:
+    """`train.py --config PRESET --seed SEED --total-timesteps BUDGET --device cpu` (with
+    `--wrapper HIDE` for `ours-unmasked`), trained here with a record after every update."""
+    from agent import RecurrentPPO
+    from agent.run.cli import resolve_settings, train_parser
+
+    flags = ["--config", task.preset, "--seed", str(job.seed), "--device", "cpu"]
+    flags += ["--total-timesteps", str(job.budget)]
+    if job.agent == "ours-unmasked":
+        flags += ["--wrapper", HIDE]
+    settings = resolve_settings(train_parser().parse_args(flags))
+    model = RecurrentPPO(
+        settings.env_id, config=settings.config, env_kwargs=settings.env_kwargs,
+        wrappers=settings.wrappers,
+    )  # fmt: skip
+    curve = jobs.CurveRecorder(job.budget)
+    start = time.perf_counter()
+    model.learn(
+        settings.total_timesteps,
+        callback=lambda m: curve.add(
+            m.num_timesteps, time.perf_counter() - start, m.episode_statistics.return_queue
+        ),
+    )
+    wall = time.perf_counter() - start
+    model.close()
+    return model.num_timesteps, wall, curve.points, {}
+
+
+# ---------------------------------------------------------------------------- sb3-contrib ---
+def sb3_model_settings(task: Task, agent: str) -> tuple[dict[str, Any], list[str]]:
+    """The preset's settings by sb3-contrib's names (`sb3_peer.sb3_settings`), with our network's
+    sizes; for `MaskablePPO` without the LSTM's; `normalize_obs` and `normalize_reward` as
+    `VecNormalize`'s keyword arguments (under `normalize`). Returns (settings, the preset's settings left at
+    sb3-contrib's default)."""
+    from agent.run.cli import load_preset, preset_path
+
+    preset = load_preset(preset_path(task.preset))
+    ours = {k: v for k, v in preset.items() if k not in ("env", "env_kwargs", "total_timesteps")}
+    left = sorted(k for k in ours if k in NO_COUNTERPART)
+    ours = {**OUR_NETWORK, **{k: v for k, v in ours.items() if k not in NO_COUNTERPART}}
+    normalize = {
+        "norm_obs": ours.pop("normalize_obs", False),
+        "norm_reward": ours.pop("normalize_reward", False),
+    }
+    settings = sb3_peer.sb3_settings(ours)
+    if any(normalize.values()):
+        settings["normalize"] = {**normalize, "gamma": ours.get("gamma", 0.99)}
+    if agent == "maskable-ppo":
+        policy = settings["policy_kwargs"]
+        for key in ("enable_critic_lstm", "lstm_hidden_size"):
+            policy.pop(key, None)
+    return settings, left
+
+
+def train_sb3(task: Task, job: Job) -> tuple[int, float, jobs.Curve, dict[str, Any]]:
+    """sb3-contrib's agent on the preset's `n_envs` copies of the task's env, with a record after
+    every update."""
+    from sb3_contrib import MaskablePPO, RecurrentPPO
+    from sb3_contrib.common.wrappers import ActionMasker
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from agent.environment.wrappers import load_callable
+
+    settings, left = sb3_model_settings(task, job.agent)
+    n_envs, normalize = settings.pop("n_envs", 8), settings.pop("normalize", None)
+    wrapper: dict[str, Any] = {}
+    if job.agent == "maskable-ppo" and task.masks_fn:
+        wrapper = {
+            "wrapper_class": ActionMasker,
+            "wrapper_kwargs": {"action_mask_fn": load_callable(task.masks_fn)},
+        }
+    vec_env = make_vec_env(task.env_id, n_envs=n_envs, seed=job.seed, **wrapper)
+    if normalize:  # as ours: observations and rewards by running statistics
+        vec_env = VecNormalize(vec_env, **normalize)
+    if job.agent == "maskable-ppo":
+        model = MaskablePPO("MlpPolicy", vec_env, device="cpu", seed=job.seed, **settings)
+    else:
+        model = RecurrentPPO("MlpLstmPolicy", vec_env, device="cpu", seed=job.seed, **settings)
+    curve = jobs.CurveRecorder(job.budget)
+
+    def record(update: sb3_peer.Update) -> None:
+        curve.add(update.steps, update.seconds, update.returns)
+
+    start = time.perf_counter()
+    model.learn(job.budget, callback=sb3_peer.each_update(record))
+    wall = time.perf_counter() - start
+    vec_env.close()
+    return model.num_timesteps, wall, curve.points, {"left_at_sb3_default": left}
+
+
+# ----------------------------------------------------------------------------------- jobs ---
+def worker(job: Job) -> dict[str, Any]:
+    """Train one job in this process; its results line."""
+    import torch
+
+    torch.set_num_threads(1)
+    import envs  # noqa: F401  (registers Memory/*)
+    from benchmarks import mask_envs  # noqa: F401  (registers TaxiDestination-v0)
+
+    task = TASKS[job.task]
+    train = train_ours if job.agent.startswith("ours") else train_sb3
+    steps, wall, curve, extra = train(task, job)
+    final = next((p[2] for p in reversed(curve) if p[2] is not None), None)
+    goal_steps, goal_wall = jobs.time_to_goal(curve, 2, task.goal)
+    return {
+        **job._asdict(), "steps": steps, "wall": wall, "final_return": final, "goal": task.goal,
+        "goal_steps": goal_steps, "goal_wall": goal_wall, "curve": curve, **extra,
+    }  # fmt: skip
+
+
+def describe(job: Job, line: dict[str, Any]) -> str:
+    """The line printed as a job ends."""
+    goal = f"at {line['goal_steps']} steps" if line["goal_steps"] is not None else "not reached"
+    final = "none" if line["final_return"] is None else f"{line['final_return']:.3g}"
+    return (
+        f"{job.task} {job.agent} seed {job.seed}: return {final}, "
+        f"{line['wall']:.0f} s ({line['steps'] / line['wall']:.0f} steps/s), goal {goal}"
+    )
+
+
+def plan(args: argparse.Namespace) -> list[Job]:
+    """The jobs asked for, seed by seed (every task and agent gets its first seed first)."""
+    todo = []
+    for name in args.tasks:
+        budget = QUICK_BUDGET if args.quick else preset_budget(TASKS[name])
+        todo += [Job(name, a, s, budget) for a in args.agents for s in args.seeds]
+    return sorted(todo, key=lambda job: job.seed)
+
+
+# ---------------------------------------------------------------------------------- report ---
+def _k(steps: float) -> str:
+    return f"{steps / 1000:.0f}k" if steps >= 1000 else f"{steps:.0f}"
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """Per task and agent: the return at the budget over seeds (mean ± std, 95% t-interval),
+    the seeds that reached the goal, the median steps and seconds to it over those, and the
+    median training time and speed."""
+    from agent.report.stats import t_interval
+
+    rows = [
+        "| task (budget, goal) | agent | return at the budget, mean ± std (95% t-interval) | "
+        "seeds at the goal | steps to the goal, median | seconds to the goal, median | "
+        "training per run, median (steps/s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, task in TASKS.items():
+        lines = [x for x in results if x["task"] == name]
+        for agent in AGENTS:
+            runs = sorted((x for x in lines if x["agent"] == agent), key=lambda x: x["seed"])
+            if not runs:
+                continue
+            returns = [x["final_return"] for x in runs if x["final_return"] is not None]
+            cell = "no episode ended"
+            if returns:
+                cell = f"{np.mean(returns):.3g} ± {np.std(returns, ddof=1) if len(returns) > 1 else 0:.2g}"
+                low, high = t_interval(returns)
+                if len(returns) > 1:
+                    cell += f" ({low:.3g} to {high:.3g})"
+                cell += f", {len(returns)} seed{'s' if len(returns) > 1 else ''}"
+            reached = [x for x in runs if x["goal_steps"] is not None]
+            steps = _k(statistics.median(x["goal_steps"] for x in reached)) if reached else "-"
+            wall = f"{statistics.median(x['goal_wall'] for x in reached):.0f}" if reached else "-"
+            took = statistics.median(x["wall"] for x in runs)
+            sps = statistics.median(x["steps"] / x["wall"] for x in runs)
+            label = agent + (" *" if any(x.get("left_at_sb3_default") for x in runs) else "")
+            head = f"{name} ({_k(runs[0]['budget'])}, {task.goal:g})"
+            rows.append(
+                f"| {head} | {label} | {cell} | {len(reached)}/{len(runs)} | {steps} | {wall} | "
+                f"{took:.0f} s ({sps:,.0f}) |"
+            )
+    left = sorted({k for x in results for k in x.get("left_at_sb3_default", [])})
+    if left:
+        rows.append(f"\n* at sb3-contrib's default, no counterpart: {', '.join(left)}")
+    return "\n".join(rows)
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Per task, the mean training return of each agent's seeds against steps and against
+    training seconds (each seed a thin line), the goal dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from agent.report.figures import save_figure, style_panel
+
+    names = [n for n in TASKS if any(x["task"] == n for x in results)]
+    figure, axes = plt.subplots(len(names), 2, figsize=(10, 3.4 * len(names)), squeeze=False)
+    for (by_steps, by_time), name in zip(axes, names, strict=True):
+        for agent, color in zip(AGENTS, ("C0", "C1", "C2", "C3"), strict=True):
+            runs = [x for x in results if x["task"] == name and x["agent"] == agent]
+            for i, run in enumerate(runs):
+                points = [p for p in run["curve"] if p[2] is not None]
+                if not points:
+                    continue
+                steps, seconds, returns = zip(*points, strict=True)
+                label = agent if i == 0 else None
+                by_steps.plot(steps, returns, color=color, linewidth=0.9, label=label)
+                by_time.plot(seconds, returns, color=color, linewidth=0.9)
+        for panel in (by_steps, by_time):
+            panel.axhline(TASKS[name].goal, color="k", linestyle=":", linewidth=0.8)
+        style_panel(by_steps, name, "environment steps", "training return (last 100)")
+        style_panel(by_time, name, "training seconds", "training return (last 100)")
+        by_steps.legend(fontsize=7)
+    save_figure(figure, path)
+    print(f"figure: {path}")
+
+
+# ------------------------------------------------------------------------------------ main ---
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "masks",
+                        help="folder of results.jsonl (the committed copy: results/masks)")  # fmt: skip
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    parser.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_BUDGET} steps a job, seed 0: a smoke test")  # fmt: skip
+    jobs.add_report_flags(parser)
+    args = parser.parse_args(argv)
+    if args.worker:
+        jobs.print_result(worker(Job(**json.loads(args.worker))))
+        return 0
+    if args.quick:
+        args.seeds = [0]
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    if not args.table:
+        failed = jobs.run_missing(Path(__file__), plan(args), args.out, job_key, describe)
+    results = [x for x in jobs.load_results(args.out) if x["task"] in args.tasks]
+    print(table(results) if results else "no results yet")
+    if args.plot and results:
+        plot(results, args.plot)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
