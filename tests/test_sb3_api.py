@@ -732,3 +732,40 @@ def test_save_adds_zip_as_sb3_does_and_load_finds_it(tmp_path):
     assert RecurrentPPO.load(tmp_path / "model").observation_space == BOX
     assert model.save(tmp_path / "model.pt") == tmp_path / "model.pt"
     assert RecurrentPPO.load(str(tmp_path / "model.pt")).action_space == TWO
+
+
+# --- load's SB3 arguments ----------------------------------------------------------------
+
+
+def saved_model(tmp_path):
+    model = RecurrentPPO("MlpLstmPolicy", "CartPole-v1", n_envs=2, batch_size=16, **TINY)
+    model.learn(16)
+    return model, model.save(tmp_path / "model")
+
+
+def test_rl_zoo_enjoys_custom_objects_replace_nothing_with_a_warning(tmp_path):
+    # rl_zoo3's enjoy.py loads every model with these (SB3 pickles its schedules as functions)
+    model, path = saved_model(tmp_path)
+    custom_objects = {
+        "learning_rate": 0.0,
+        "lr_schedule": lambda _: 0.0,
+        "clip_range": lambda _: 0.0,
+    }
+    with pytest.warns(UserWarning, match="clip_range, learning_rate, lr_schedule ignored"):
+        loaded = RecurrentPPO.load(path, custom_objects=custom_objects)
+    assert loaded.config == model.config
+    for name, value in model.policy.state_dict().items():
+        torch.testing.assert_close(loaded.policy.state_dict()[name], value)
+
+
+def test_load_changes_the_settings_custom_objects_and_keywords_name(tmp_path, capsys):
+    _, path = saved_model(tmp_path)
+    loaded = RecurrentPPO.load(
+        path, custom_objects={"n_epochs": 3}, ent_coef=0.1, print_system_info=True
+    )
+    assert (loaded.config.n_epochs, loaded.config.ent_coef) == (3, 0.1)
+    assert "PyTorch" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="unknown hyperparameter.*force_resett"):
+        RecurrentPPO.load(path, force_resett=True)
+    with pytest.raises(ConfigError, match="n_epochs"):
+        RecurrentPPO.load(path, n_epochs=0)

@@ -783,6 +783,9 @@ class RecurrentPPO(SB3Methods):
         device: str | None = None,
         tensorboard_log: str | Path | None = None,
         env_overrides: dict[str, Any] | None = None,
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        **kwargs: Any,
     ) -> RecurrentPPO:
         """Load a checkpoint onto `device` (None: the device it was trained on).
 
@@ -792,6 +795,11 @@ class RecurrentPPO(SB3Methods):
         with the same spaces. The saved episodes continue only on the env they were saved from,
         unchanged. `path` without its `.zip` suffix is found, as in SB3. Raises
         `CheckpointError` (or `EnvError`) with one line on any problem.
+
+        As SB3's `load`: `custom_objects` and `**kwargs` change settings of the loaded model
+        (`PPOConfig` fields; a changed model continues no saved episodes), except SB3's schedule
+        functions, which are dropped with a warning (`sb3_names.load_overrides`);
+        `print_system_info` prints the versions this process runs.
         """
         path = Path(path)
         if not path.exists() and Path(f"{path}.zip").is_file():
@@ -799,6 +807,11 @@ class RecurrentPPO(SB3Methods):
         payload = checkpoint.load_checkpoint(path)
         meta = checkpoint.read_metadata(payload, path)
         config = meta.config
+        overrides = sb3_names.load_overrides(custom_objects, kwargs)
+        if overrides:
+            config = PPOConfig.from_dict({**config.to_dict(), **overrides})
+        if print_system_info:
+            _print_system_info()
         # Checkpoints from before the device was saved were all trained on the CPU.
         config.device = device or str(payload.get("device", "cpu"))
         kwargs = {**(meta.env_spec.get("kwargs") or {}), **(env_overrides or {})}
@@ -830,7 +843,7 @@ class RecurrentPPO(SB3Methods):
             model.env_spec = {"id": env_id, "kwargs": kwargs, "wrappers": wrappers}
         try:
             model.load_training_state(
-                payload, restore_rollout=env_is_recorded and not env_overrides
+                payload, restore_rollout=env_is_recorded and not env_overrides and not overrides
             )
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -840,6 +853,17 @@ class RecurrentPPO(SB3Methods):
             ) from None
         model.checkpoint_extra = meta.extra
         return model
+
+
+def _print_system_info() -> None:
+    """SB3's `print_system_info`: the versions that matter to a model, one line."""
+    import platform
+
+    import gymnasium
+
+    versions = {"Python": platform.python_version(), "PyTorch": torch.__version__}
+    versions |= {"NumPy": np.__version__, "Gymnasium": gymnasium.__version__}
+    print(", ".join(f"{k} {v}" for k, v in versions.items()))
 
 
 def _progress_bar(total: int, initial: int) -> Any:

@@ -298,6 +298,33 @@ def constructor_settings(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+PICKLED_SCHEDULES = ("learning_rate", "lr_schedule", "clip_range", "clip_range_vf")
+"""What SB3's `load(custom_objects=...)` usually replaces: the schedule functions it pickles
+(rl_zoo3's `enjoy.py` passes `{"learning_rate": 0.0, "lr_schedule": lambda _: 0.0,
+"clip_range": lambda _: 0.0}` so that a model saved by another Python loads)."""
+
+
+def load_overrides(custom_objects: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The settings SB3's `load(path, custom_objects=..., **kwargs)` asks to change, as our
+    fields (the caller checks the names and values). Our checkpoints hold no Python objects, so
+    a schedule function, and `learning_rate` 0.0 given beside one, replaces nothing here: it is
+    dropped with a `UserWarning`, and the model keeps its own values."""
+    import warnings
+
+    values = {**(custom_objects or {}), **kwargs}
+    pickled = [k for k in PICKLED_SCHEDULES if k in values and callable(values[k])]
+    if pickled and values.get("learning_rate") == 0:
+        pickled.append("learning_rate")
+    if pickled:
+        warnings.warn(
+            f"load: {', '.join(sorted(set(pickled)))} ignored: this model's checkpoints hold no "
+            "functions to replace, and it keeps its own schedule",
+            UserWarning,
+            stacklevel=3,
+        )
+    return {k: v for k, v in values.items() if k not in pickled}
+
+
 def unknown_argument_error(unknown: Iterable[str], known: Iterable[str]) -> ConfigError:
     """One line naming the arguments `RecurrentPPO` does not take, with the closest known name."""
     names = sorted(unknown)
