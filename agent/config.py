@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-RNN_TYPES = ("lstm", "peephole", "gru", "none")
+RNN_TYPES = ("lstm", "peephole", "gru", "mingru", "none")
 SCHEDULES = ("constant", "linear", "adaptive")
 CLIP_SCHEDULES = ("constant", "linear")
 ACTIVATIONS = ("tanh", "relu")
@@ -253,7 +253,7 @@ class PPOConfig:
     """How uint8 images enter: `cnn`, `flatten`, or `auto`: flattened up to 16x16 cells (README,
     How it works)."""
     rnn_type: str = "lstm"
-    """Recurrent core: `lstm`, `peephole` (gates see the cell), `gru` or `none` (no memory)."""
+    """Recurrent core: `lstm`, `peephole`, `gru`, `mingru` or `none` (no memory; README)."""
     lstm_hidden_size: int = 128
     """Units of the recurrent core."""
     n_lstm_layers: int = 1

@@ -9,6 +9,7 @@ parallel. Prints wall time, steps/s, final score, peak memory and the ratios.
     python benchmarks/throughput.py --only ours --task tmaze   # skip sb3-contrib
     python benchmarks/throughput.py --sweep n_envs        # our cost as n_envs grows (1 to 256)
     python benchmarks/throughput.py --task tmaze --sweep bptt_len   # ... and as BPTT grows
+    python benchmarks/throughput.py --cells lstm gru mingru   # our recurrent cores, side by side
 """
 
 from __future__ import annotations
@@ -199,6 +200,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["ours", "sb3"], default=None)
     parser.add_argument("--sweep", choices=["n_envs", "bptt_len"], default=None)
     parser.add_argument("--plot", help="with --sweep: write a PNG of steps/s and RSS")
+    parser.add_argument("--cells", nargs="+", choices=["lstm", "peephole", "gru", "mingru"],
+                        help="ours only, once per rnn_type, against the first")  # fmt: skip
     parser.add_argument("--worker", choices=["ours", "sb3"], help=argparse.SUPPRESS)
     parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -210,6 +213,9 @@ def main() -> None:
     print(f"machine: {describe_machine()}")
     if args.sweep:
         sweep(args)
+        return
+    if args.cells:
+        compare_cells(args)
         return
     sides = [who for who in ("ours", "sb3") if args.only in (None, who)]
     results: dict[str, list[dict]] = {who: [] for who in sides}
@@ -238,6 +244,28 @@ def main() -> None:
         ours = sum(r["wall"] for r in results["ours"])
         sb3 = sum(r["wall"] for r in results["sb3"])
         print(f"speed-up (sb3-contrib wall / ours): {sb3 / ours:.1f}x")
+
+
+def compare_cells(args: argparse.Namespace) -> None:
+    """Ours with each of `args.cells` as its recurrent core, the task's settings otherwise; seed
+    by seed, the cells back to back. Prints each run and each cell's steps/s over the first's."""
+    walls: dict[str, list[float]] = {cell: [] for cell in args.cells}
+    first_seed = args.seed
+    for seed in range(first_seed, first_seed + args.seeds):
+        args.seed = seed
+        for cell in args.cells:
+            r = spawn("ours", args, {"rnn_type": cell})
+            walls[cell].append(r["wall"] / r["steps"])
+            print(
+                f"{cell:8s} seed {seed}  wall {r['wall']:7.1f} s  "
+                f"{r['steps'] / r['wall']:7.0f} steps/s  score {r['score']:7.2f}  "
+                f"peak RSS {r['peak_rss_mb']:5.0f} MB",
+                flush=True,
+            )
+    base = args.cells[0]
+    for cell in args.cells[1:]:
+        ratio = sum(walls[base]) / sum(walls[cell])
+        print(f"{cell} steps/s over {base}'s: {ratio:.2f}x ({len(walls[cell])} seed(s))")
 
 
 def sweep(args: argparse.Namespace) -> None:

@@ -79,7 +79,7 @@ GOOD = {
     "normalize_advantage": [False, np.bool_(False)],
     "adam_eps": [1e-8],
     "image_encoder": ["cnn", "flatten"],
-    "rnn_type": ["gru", "peephole", "none"],
+    "rnn_type": ["gru", "peephole", "mingru", "none"],
     "lstm_hidden_size": [32],
     "n_lstm_layers": [2],
     "shared_lstm": [True],

@@ -11,7 +11,7 @@ from agent.networks.policy import RecurrentActorCritic
 from agent.networks.recurrent import RecurrentCore, chrono_bias, reset_state
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "peephole", "gru"])
+@pytest.mark.parametrize("rnn_type", ["lstm", "peephole", "gru", "mingru"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_groups_are_independent_networks(rnn_type, layers):
     torch.manual_seed(0)
@@ -102,7 +102,7 @@ def test_the_default_config_prepares_half_the_units_for_long_gaps():
         assert forget[H // 2 :].abs().max() <= H**-0.5 and inp[H // 2 :].abs().max() <= H**-0.5
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "peephole", "none"])
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "peephole", "mingru", "none"])
 @pytest.mark.parametrize("groups", [1, 2])
 def test_single_steps_match_the_sequence_kernel(rnn_type, groups):
     torch.manual_seed(0)
@@ -111,7 +111,7 @@ def test_single_steps_match_the_sequence_kernel(rnn_type, groups):
     state = torch.randn(core.state_slots, 2, 6, 5 * groups)
     with torch.enable_grad():
         seq_out, seq_state = core(x, state)
-    weights = core_step_weights(core)  # the fast path's (None unless an LSTM)
+    weights = core_step_weights(core)  # the fast path's (None unless an LSTM or a minGRU)
     stepped, fused = state, state
     with torch.no_grad():
         for t in range(4):
@@ -191,7 +191,7 @@ def test_peephole_cell_without_peepholes_is_nn_lstm(layers):
         torch.testing.assert_close(getattr(core.rnns[0], name).grad, p.grad, msg=name)
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "peephole", "none"])
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "peephole", "mingru", "none"])
 def test_outputs_are_the_forward_outputs(rnn_type):
     torch.manual_seed(0)
     core = RecurrentCore(3, 5, 2, rnn_type, groups=2)

@@ -38,10 +38,12 @@ def assert_same_weights(a: RecurrentPPO, b: RecurrentPPO) -> None:
         assert torch.equal(pa, pb), f"{name} differs by {(pa - pb).abs().max().item():.3g}"
 
 
-def test_save_load_in_the_middle_trains_to_the_same_weights(tmp_path):
-    straight = RecurrentPPO("Memory/TMaze-v0", **SETTINGS).learn(4096)
+@pytest.mark.parametrize("rnn_type", ["lstm", "mingru"])
+def test_save_load_in_the_middle_trains_to_the_same_weights(tmp_path, rnn_type):
+    settings = {**SETTINGS, "rnn_type": rnn_type}
+    straight = RecurrentPPO("Memory/TMaze-v0", **settings).learn(4096)
 
-    first = RecurrentPPO("Memory/TMaze-v0", **SETTINGS)
+    first = RecurrentPPO("Memory/TMaze-v0", **settings)
     first.learn(4096, callback=stop_at(2048))
     assert first.num_timesteps == 2048
     first.save(tmp_path / "half.pt")

@@ -26,8 +26,9 @@ the cost is per tensor and per kernel call, not per weight. The tricks:
    Why: all G networks of a layer (the actor's and the critic's) run as one matrix product over
    a block-diagonal weight, with the gates reordered so that one sigmoid covers three gates: at
    a rollout's batch sizes the cost is per kernel call, and this makes a dozen calls per step
-   where G `torch.lstm_cell`s made fifty. GRU, peephole and `none` cores have no fused step
-   (`torch.gru_cell`, undocumented, was no faster end to end): they take the reference step.
+   where G `torch.lstm_cell`s made fifty. A minGRU's step (`mingru_step`) is fused the same way.
+   GRU, peephole and `none` cores have no fused step (`torch.gru_cell`, undocumented, was no
+   faster end to end): they take the reference step.
    Reference: `RecurrentCore.step`, the modules on a sequence of one step.
    Checked by tests/test_recurrent.py (single fused steps match the sequence kernel; the weights
    are a copy, made again after an update), tests/test_policy_step.py and tests/test_fast_path.py.
@@ -191,7 +192,8 @@ _WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 @torch.no_grad()
 def core_step_weights(core: RecurrentCore) -> CoreStepWeights | None:
-    """The weights `lstm_step` uses, from `core`'s current parameters (None unless an LSTM):
+    """The weights `lstm_step` uses, from `core`'s current parameters (a minGRU's: those of
+    `mingru_step`; None for the other cores):
     per layer, the G networks' weights as one matrix [F + G * H, 4 * G * H] that maps
     [input, h] to all gates (block-diagonal where the networks do not talk), and one bias.
 
@@ -199,6 +201,8 @@ def core_step_weights(core: RecurrentCore) -> CoreStepWeights | None:
     so that one sigmoid covers three gates of all networks and the new cell state comes out
     in the state's layout. They are a copy: make them again after the parameters change.
     """
+    if core.rnn_type == "mingru":
+        return mingru_step_weights(core)
     if core.rnn_type != "lstm":
         return None
     G, H = core.groups, core.hidden_size
@@ -247,12 +251,51 @@ def lstm_step(
     return x, torch.stack((torch.stack(hs), torch.stack(cs)))
 
 
+@torch.no_grad()
+def mingru_step_weights(core: RecurrentCore) -> CoreStepWeights:
+    """The weights `mingru_step` uses: per layer, the G networks' input weights as one matrix
+    [F, 2 * G * H] (deeper layers: [G * H, 2 * G * H], block-diagonal) whose columns are the
+    keep gates of all networks, then their candidates, in the state's layout; and one bias.
+    A minGRU's gates see the input only, so there is no [input, h] concatenation."""
+    G, H = core.groups, core.hidden_size
+    fused = []
+    for layer in range(core.num_layers):
+        weights = [getattr(rnn, f"weight_ih_l{layer}") for rnn in core.rnns]
+        biases = [getattr(rnn, f"bias_ih_l{layer}") for rnn in core.rnns]
+        n_in = weights[0].shape[1] * (1 if layer == 0 else G)
+        weight = weights[0].new_zeros(n_in, 2, G, H)
+        for g in range(G):
+            rows = slice(0, n_in) if layer == 0 else slice(g * H, (g + 1) * H)
+            weight[rows, :, g] = weights[g].view(2, H, -1).permute(2, 0, 1)
+        bias = torch.stack([b.view(2, H) for b in biases], dim=1)
+        fused.append((weight.view(n_in, 2 * G * H), bias.reshape(-1)))
+    return fused
+
+
+@torch.no_grad()
+def mingru_step(
+    core: RecurrentCore, x: torch.Tensor, state: torch.Tensor, weights: CoreStepWeights
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`core.step(x, state)` for a minGRU core, over `weights = mingru_step_weights(core)`: h =
+    keep * h + (1 - keep) * candidate, as one product and a `lerp` per layer."""
+    GH = core.output_size
+    hs = []
+    for layer, (weight, bias) in enumerate(weights):
+        gates = torch.addmm(bias, x, weight)
+        x = torch.lerp(gates[:, GH:], state[0, layer], gates[:, :GH].sigmoid())
+        hs.append(x)
+    return x, torch.stack(hs).unsqueeze(0)
+
+
 def core_step(
     core: RecurrentCore, x: torch.Tensor, state: torch.Tensor, weights: CoreStepWeights | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fused step where `core` has one (`weights` not None: an LSTM), else the reference."""
+    """The fused step where `core` has one (`weights` not None: an LSTM or a minGRU), else the
+    reference."""
     if weights is None:
         return core.step(x, state)
+    if core.rnn_type == "mingru":
+        return mingru_step(core, x, state, weights)
     return lstm_step(core, x, state, weights)
 
 

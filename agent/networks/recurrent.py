@@ -1,7 +1,7 @@
-"""The recurrent core: LSTM, GRU or a memoryless stand-in, with explicit state.
+"""The recurrent core: LSTM, GRU, minGRU or a memoryless stand-in, with explicit state.
 
 State is one tensor [S, layers, B, G * H]: S = 2 for an LSTM or a peephole LSTM (h and c), 1 for
-a GRU (h), 0 for `none`. Resetting at episode starts is data (a multiplication by a mask), not control flow.
+a GRU or a minGRU (h), 0 for `none`. Resetting at episode starts is data (a multiplication by a mask), not control flow.
 
 G independent recurrent networks of H units (the actor's and the critic's, G = 2) keep their
 states side by side in the last dimension, so the state stays one tensor. (One block-diagonal
@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from agent.networks.mingru import MinGRU
 from agent.networks.peephole import PeepholeLSTM
 
 
@@ -64,6 +65,9 @@ class RecurrentCore(nn.Module):
         elif rnn_type == "gru":
             make = lambda: nn.GRU(input_size, hidden_size, num_layers)  # noqa: E731
             self.state_slots = 1
+        elif rnn_type == "mingru":
+            make = lambda: MinGRU(input_size, hidden_size, num_layers)  # noqa: E731
+            self.state_slots = 1
         elif rnn_type == "none":
             make = lambda: nn.Sequential(nn.Linear(input_size, hidden_size), nn.Tanh())  # noqa: E731
             self.state_slots = 0
@@ -84,6 +88,13 @@ class RecurrentCore(nn.Module):
         with torch.no_grad():
             for layer in range(self.num_layers):
                 b_ih = getattr(rnn, f"bias_ih_l{layer}")
+                if self.rnn_type == "mingru":  # one gate, its keep gate, in the first W rows
+                    n = (W + 1) // 2 if how == "half-chrono" else W
+                    if how in ("chrono", "chrono-forget", "half-chrono"):
+                        b_ih[0:n] = chrono_bias(n, chrono_max_len)
+                    else:
+                        b_ih[0:W] += float(how)
+                    continue
                 b_hh = getattr(rnn, f"bias_hh_l{layer}")
                 if how in ("chrono", "chrono-forget", "half-chrono"):
                     # half-chrono: the first half of the units only; the rest keep PyTorch's init
