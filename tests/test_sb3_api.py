@@ -765,7 +765,7 @@ def test_load_changes_the_settings_custom_objects_and_keywords_name(tmp_path, ca
     )
     assert (loaded.config.n_epochs, loaded.config.ent_coef) == (3, 0.1)
     assert "PyTorch" in capsys.readouterr().out
-    with pytest.raises(ConfigError, match="unknown hyperparameter.*force_resett"):
+    with pytest.raises(ConfigError, match=r"unknown hyperparameter.*force_resett"):
         RecurrentPPO.load(path, force_resett=True)
     with pytest.raises(ConfigError, match="n_epochs"):
         RecurrentPPO.load(path, n_epochs=0)
