@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from agent import RecurrentPPO
-from agent.networks.mingru import MinGRU, linear_scan
+from agent.networks import mingru
+from agent.networks.mingru import MinGRU, linear_scan, step_by_step
 from agent.networks.recurrent import RecurrentCore
 
 
@@ -32,8 +33,17 @@ def test_a_zero_gate_forgets_everything_before_it():
     torch.testing.assert_close(linear_scan(a, b)[6:], linear_scan(a[6:], b[6:]))
 
 
+@pytest.mark.parametrize("length", [1, 9, 300])
+def test_step_by_step_is_the_scan(length):
+    a, b = torch.rand(length, 2, 3), torch.randn(length, 2, 3)
+    torch.testing.assert_close(step_by_step(a, b), linear_scan(a, b))
+
+
 @pytest.mark.parametrize("layers", [1, 2])
-def test_module_matches_the_loop_in_values_and_gradients(layers):
+@pytest.mark.parametrize("loop_from", [0, 10**9], ids=["looped", "scanned"])
+def test_module_matches_the_loop_in_values_and_gradients(layers, loop_from, monkeypatch):
+    # LinearRecurrence's written-out gradient, on either way of computing the recurrence
+    monkeypatch.setattr(mingru, "LOOP_FROM", loop_from)
     torch.manual_seed(0)
     module = MinGRU(4, 6, layers).double()
     x = torch.randn(23, 3, 4, dtype=torch.float64, requires_grad=True)
