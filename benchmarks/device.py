@@ -2,6 +2,7 @@
 
     python benchmarks/device.py                  # tmaze-short on each device, then the moves
     python benchmarks/device.py --seed 1 --episodes 200
+    python benchmarks/device.py --rnn-type mingru   # the minGRU, whose training scans on CUDA
 
 On a machine with CUDA: trains the `tmaze-short` preset (configs/tmaze-short.yaml, its own step
 budget) once on the CPU and once on CUDA, evaluates each final model (deterministic episodes; the
@@ -41,6 +42,12 @@ def parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, metavar="N", help="training seed (default: 0)"
     )
     parser.add_argument(
+        "--rnn-type",
+        default="lstm",
+        choices=["lstm", "peephole", "gru", "mingru"],
+        help="the preset's recurrent core (default: lstm, the preset's)",
+    )
+    parser.add_argument(
         "--episodes",
         type=int,
         default=100,
@@ -60,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from agent.run.cli import load_preset
 
-    preset = load_preset(PRESET)
+    preset = {**load_preset(PRESET), "rnn_type": args.rnn_type}
     print(
-        f"{PRESET} ({preset['total_timesteps']} steps, seed {args.seed}) on the CPU and on "
+        f"{PRESET} ({args.rnn_type}, {preset['total_timesteps']} steps, seed {args.seed}) on "
+        "the CPU and on "
         f"{torch.cuda.get_device_name()}; success over {args.episodes} deterministic episodes "
         f"(goal >= {GOAL}):",
         flush=True,

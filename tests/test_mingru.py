@@ -27,6 +27,12 @@ def test_scan_is_the_recurrence(length):
     torch.testing.assert_close(linear_scan(a, b), loop(a, b, torch.zeros(3, 5, dtype=a.dtype)))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_scan_on_cuda_is_the_cpus():
+    a, b = torch.rand(300, 4, 16), torch.randn(300, 4, 16)
+    torch.testing.assert_close(linear_scan(a.cuda(), b.cuda()).cpu(), step_by_step(a, b))
+
+
 def test_a_zero_gate_forgets_everything_before_it():
     a, b = torch.rand(10, 4), torch.randn(10, 4)
     a[6] = 0.0
