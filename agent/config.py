@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-RNN_TYPES = ("lstm", "peephole", "gru", "mingru", "none")
+RNN_TYPES = ("lstm", "peephole", "gru", "mingru", "ffm", "none")
 SCHEDULES = ("constant", "linear", "adaptive")
 CLIP_SCHEDULES = ("constant", "linear")
 ACTIVATIONS = ("tanh", "relu")
@@ -253,7 +253,7 @@ class PPOConfig:
     """How uint8 images enter: `cnn`, `flatten`, or `auto`: flattened up to 16x16 cells (README,
     How it works)."""
     rnn_type: str = "lstm"
-    """Recurrent core: `lstm`, `peephole`, `gru`, `mingru` or `none` (no memory; README)."""
+    """Recurrent core: `lstm`, `peephole`, `gru`, `mingru`, `ffm` or `none` (README)."""
     lstm_hidden_size: int = 128
     """Units of the recurrent core."""
     n_lstm_layers: int = 1
@@ -317,6 +317,11 @@ class PPOConfig:
                 setattr(self, f.name, rule.convert(value))
             except ValueError:
                 raise ConfigError(f"{f.name} must be {rule.describe()}, got {value!r}") from None
+        if self.rnn_type == "ffm" and self.lstm_hidden_size % 4:
+            raise ConfigError(
+                f"rnn_type ffm needs lstm_hidden_size divisible by 4 (4 oscillators per memory "
+                f"channel), got {self.lstm_hidden_size}"
+            )
         if self.batch_size > self.rollout_size:
             raise ConfigError(
                 f"batch_size ({self.batch_size}) is larger than a rollout "

@@ -79,7 +79,7 @@ GOOD = {
     "normalize_advantage": [False, np.bool_(False)],
     "adam_eps": [1e-8],
     "image_encoder": ["cnn", "flatten"],
-    "rnn_type": ["gru", "peephole", "mingru", "none"],
+    "rnn_type": ["gru", "peephole", "mingru", "ffm", "none"],
     "lstm_hidden_size": [32],
     "n_lstm_layers": [2],
     "shared_lstm": [True],
@@ -147,6 +147,11 @@ def test_the_default_and_other_good_values_are_accepted(name):
         (
             {"n_envs": 2, "n_steps": 4, "batch_size": 16},
             "batch_size (16) is larger than a rollout (n_envs * n_steps = 8)",
+        ),
+        (
+            {"rnn_type": "ffm", "lstm_hidden_size": 30},
+            "rnn_type ffm needs lstm_hidden_size divisible by 4 (4 oscillators per memory "
+            "channel), got 30",
         ),
     ],
 )

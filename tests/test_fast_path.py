@@ -45,8 +45,15 @@ def rollout_and_update(fast_path: bool, device: str = "cpu", **config):
 
 @pytest.mark.parametrize(
     "config",
-    [{}, {"rnn_type": "gru"}, {"rnn_type": "mingru"}, {"shared_lstm": True}, {"n_lstm_layers": 2}],
-    ids=["lstm", "gru", "mingru", "shared", "two-layers"],
+    [
+        {},
+        {"rnn_type": "gru"},
+        {"rnn_type": "mingru"},
+        {"rnn_type": "ffm"},
+        {"shared_lstm": True},
+        {"n_lstm_layers": 2},
+    ],
+    ids=["lstm", "gru", "mingru", "ffm", "shared", "two-layers"],
 )
 def test_fast_and_reference_paths_agree_on_rollout_and_update(config):
     fast, fast_params, fast_model = rollout_and_update(True, **config)

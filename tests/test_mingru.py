@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from agent import RecurrentPPO
-from agent.networks import mingru
-from agent.networks.mingru import MinGRU, linear_scan, step_by_step
+from agent.networks import scan
+from agent.networks.mingru import MinGRU
 from agent.networks.recurrent import RecurrentCore
+from agent.networks.scan import linear_scan, step_by_step
 
 
 def loop(a: torch.Tensor, b: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -49,7 +50,7 @@ def test_step_by_step_is_the_scan(length):
 @pytest.mark.parametrize("loop_from", [0, 10**9], ids=["looped", "scanned"])
 def test_module_matches_the_loop_in_values_and_gradients(layers, loop_from, monkeypatch):
     # LinearRecurrence's written-out gradient, on either way of computing the recurrence
-    monkeypatch.setattr(mingru, "LOOP_FROM", loop_from)
+    monkeypatch.setattr(scan, "LOOP_FROM", loop_from)
     torch.manual_seed(0)
     module = MinGRU(4, 6, layers).double()
     x = torch.randn(23, 3, 4, dtype=torch.float64, requires_grad=True)

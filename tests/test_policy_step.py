@@ -24,7 +24,7 @@ OBS = spaces.Box(-1.0, 1.0, (3,), np.float32)
 )
 @pytest.mark.parametrize("shared_lstm", [False, True])
 @pytest.mark.parametrize("net_arch", [[], [16, 8]], ids=["no-hidden", "two-hidden"])
-@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "mingru"])
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "mingru", "ffm"])
 def test_fused_step_matches_the_modules(action_space, shared_lstm, net_arch, rnn_type):
     torch.manual_seed(0)
     config = PPOConfig(

@@ -11,7 +11,7 @@ from agent.networks.policy import RecurrentActorCritic
 from agent.networks.recurrent import RecurrentCore, chrono_bias, reset_state
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "peephole", "gru", "mingru"])
+@pytest.mark.parametrize("rnn_type", ["lstm", "peephole", "gru", "mingru", "ffm"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_groups_are_independent_networks(rnn_type, layers):
     torch.manual_seed(0)
@@ -102,13 +102,14 @@ def test_the_default_config_prepares_half_the_units_for_long_gaps():
         assert forget[H // 2 :].abs().max() <= H**-0.5 and inp[H // 2 :].abs().max() <= H**-0.5
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "peephole", "mingru", "none"])
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "peephole", "mingru", "ffm", "none"])
 @pytest.mark.parametrize("groups", [1, 2])
 def test_single_steps_match_the_sequence_kernel(rnn_type, groups):
     torch.manual_seed(0)
-    core = RecurrentCore(3, 5, 2, rnn_type, groups=groups)
+    H = 4 if rnn_type == "ffm" else 5  # an FFM's units come in fours
+    core = RecurrentCore(3, H, 2, rnn_type, groups=groups)
     x = torch.randn(4, 6, 3)
-    state = torch.randn(core.state_slots, 2, 6, 5 * groups)
+    state = torch.randn(core.state_slots, 2, 6, H * groups)
     with torch.enable_grad():
         seq_out, seq_state = core(x, state)
     weights = core_step_weights(core)  # the fast path's (None unless an LSTM or a minGRU)
@@ -191,10 +192,11 @@ def test_peephole_cell_without_peepholes_is_nn_lstm(layers):
         torch.testing.assert_close(getattr(core.rnns[0], name).grad, p.grad, msg=name)
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "peephole", "mingru", "none"])
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "peephole", "mingru", "ffm", "none"])
 def test_outputs_are_the_forward_outputs(rnn_type):
     torch.manual_seed(0)
-    core = RecurrentCore(3, 5, 2, rnn_type, groups=2)
-    x, state = torch.randn(6, 4, 3), torch.randn(core.state_slots, 2, 4, 10)
+    H = 4 if rnn_type == "ffm" else 5  # an FFM's units come in fours
+    core = RecurrentCore(3, H, 2, rnn_type, groups=2)
+    x, state = torch.randn(6, 4, 3), torch.randn(core.state_slots, 2, 4, 2 * H)
     out, _ = core(x, state)
     torch.testing.assert_close(torch.cat(core.outputs(x, state), dim=-1), out)

@@ -18,7 +18,7 @@ from agent import RecurrentPPO
 from tests.replay_check import replay_errors
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "peephole", "gru", "mingru"])
+@pytest.mark.parametrize("rnn_type", ["lstm", "peephole", "gru", "mingru", "ffm"])
 @pytest.mark.parametrize("shared_lstm", [False, True])
 @pytest.mark.parametrize("bptt_len", [0, 7])
 def test_recomputed_log_probs_and_values_match_rollout(rnn_type, shared_lstm, bptt_len):

@@ -38,7 +38,7 @@ def assert_same_weights(a: RecurrentPPO, b: RecurrentPPO) -> None:
         assert torch.equal(pa, pb), f"{name} differs by {(pa - pb).abs().max().item():.3g}"
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "mingru"])
+@pytest.mark.parametrize("rnn_type", ["lstm", "mingru", "ffm"])
 def test_save_load_in_the_middle_trains_to_the_same_weights(tmp_path, rnn_type):
     settings = {**SETTINGS, "rnn_type": rnn_type}
     straight = RecurrentPPO("Memory/TMaze-v0", **settings).learn(4096)

@@ -1,7 +1,8 @@
-"""The recurrent core: LSTM, GRU, minGRU or a memoryless stand-in, with explicit state.
+"""The recurrent core: LSTM, GRU, minGRU, FFM or a memoryless stand-in, with explicit state.
 
-State is one tensor [S, layers, B, G * H]: S = 2 for an LSTM or a peephole LSTM (h and c), 1 for
-a GRU or a minGRU (h), 0 for `none`. Resetting at episode starts is data (a multiplication by a mask), not control flow.
+State is one tensor [S, layers, B, G * H]: S = 2 for an LSTM or a peephole LSTM (h and c) and
+for an FFM (its complex memory's real and imaginary parts), 1 for a GRU or a minGRU (h), 0 for
+`none`. Resetting at episode starts is data (a multiplication by a mask), not control flow.
 
 G independent recurrent networks of H units (the actor's and the critic's, G = 2) keep their
 states side by side in the last dimension, so the state stays one tensor. (One block-diagonal
@@ -14,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from agent.networks.ffm import FFM
 from agent.networks.mingru import MinGRU
 from agent.networks.peephole import PeepholeLSTM
 
@@ -65,6 +67,9 @@ class RecurrentCore(nn.Module):
         elif rnn_type == "gru":
             make = lambda: nn.GRU(input_size, hidden_size, num_layers)  # noqa: E731
             self.state_slots = 1
+        elif rnn_type == "ffm":
+            make = lambda: FFM(input_size, hidden_size, num_layers, chrono_max_len)  # noqa: E731
+            self.state_slots = 2
         elif rnn_type == "mingru":
             make = lambda: MinGRU(input_size, hidden_size, num_layers)  # noqa: E731
             self.state_slots = 1
@@ -74,7 +79,7 @@ class RecurrentCore(nn.Module):
         else:
             raise ValueError(f"unknown rnn_type {rnn_type!r}")
         self.rnns = nn.ModuleList(make() for _ in range(groups))
-        if rnn_type != "none":
+        if rnn_type not in ("none", "ffm"):  # an FFM spreads its own time scales
             for rnn in self.rnns:
                 self._init_gate_biases(rnn, forget_bias_init, chrono_max_len)
 
