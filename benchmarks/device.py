@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rnn-type",
         default="lstm",
-        choices=["lstm", "peephole", "gru", "mingru"],
+        choices=["lstm", "peephole", "gru", "mingru", "ffm"],
         help="the preset's recurrent core (default: lstm, the preset's)",
     )
     parser.add_argument(
