@@ -121,8 +121,9 @@ def run_ours(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, A
         seed=seed,
         **hyperparameters(task, overrides),
     )
+    shares: list[float] = []  # of each iteration's time, the rollout's
     start = time.perf_counter()
-    model.learn(steps)
+    model.learn(steps, callback=lambda m: shares.append(m.logs["time/collect_fraction"]))
     wall = time.perf_counter() - start
     result = evaluate(
         model,
@@ -132,7 +133,10 @@ def run_ours(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, A
         seed=seed + 1000,
         deterministic=True,
     )
-    return {"wall": wall, "steps": model.num_timesteps, "score": result["mean_return"]}
+    return {
+        "wall": wall, "steps": model.num_timesteps, "score": result["mean_return"],
+        "rollout_share": mean(shares),
+    }  # fmt: skip
 
 
 def run_sb3(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, Any]) -> dict:
@@ -259,7 +263,7 @@ def compare_cells(args: argparse.Namespace) -> None:
             print(
                 f"{cell:8s} seed {seed}  wall {r['wall']:7.1f} s  "
                 f"{r['steps'] / r['wall']:7.0f} steps/s  score {r['score']:7.2f}  "
-                f"peak RSS {r['peak_rss_mb']:5.0f} MB",
+                f"rollout {r['rollout_share']:.0%} of the time  peak RSS {r['peak_rss_mb']:5.0f} MB",
                 flush=True,
             )
     base = args.cells[0]
