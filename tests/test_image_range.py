@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from agent import RecurrentPPO
 from agent.algorithm.checkpoint import load_checkpoint, save_checkpoint, with_image_ranges
-from agent.networks.encoders import ImageEncoder, make_encoder
+from agent.networks.encoders import ImageEncoder, grid_layout, make_encoder
 from tests.replay_check import replay_errors
 
 
@@ -155,3 +155,20 @@ def test_checkpoints_from_before_the_choice_load_with_their_cnn(tmp_path):
         RecurrentPPO("Memory/VisualMatch-v0", n_envs=2, device="cpu").policy.encoder.output_size
         == 192
     )
+
+
+@pytest.mark.parametrize(
+    ("shape", "layout"),
+    [
+        ((7, 7, 3), (True, (3, 7, 7))),
+        ((4, 4, 3), (True, (3, 4, 4))),  # once read as 4 channels of 4 x 3
+        ((3, 3, 3), (True, (3, 3, 3))),  # MiniGrid's agent_view_size=3
+        ((84, 84, 3), (True, (3, 84, 84))),
+        ((3, 84, 84), (False, (3, 84, 84))),
+        ((4, 84, 84), (False, (4, 84, 84))),  # stacked frames, channels first
+        ((1, 4, 4), (False, (1, 4, 4))),
+        ((3, 4, 4), (False, (3, 4, 4))),
+    ],
+)
+def test_grid_layout_reads_the_channels_where_they_are(shape, layout):
+    assert grid_layout(shape) == layout

@@ -72,8 +72,13 @@ class OneHotEncoder(Encoder):
 
 
 def grid_layout(shape: tuple[int, ...]) -> tuple[bool, tuple[int, int, int]]:
-    """Whether an image space of `shape` is channels-last, and its (channels, height, width)."""
-    channels_last = shape[-1] in (1, 3, 4) and shape[0] not in (1, 3, 4)
+    """Whether an image space of `shape` is channels-last, and its (channels, height, width).
+
+    Channels-last (Gymnasium's and MiniGrid's layout) when the last axis could hold the channels
+    and is no longer than the first: (4, 4, 3) and MiniGrid's 3x3 view (3, 3, 3) are grids of
+    3 channels; (3, 84, 84) and (1, 4, 4) are channels-first. (SB3 takes the smallest axis, which
+    reads (3, 3, 3) channels-first.)"""
+    channels_last = shape[-1] in (1, 3, 4) and (shape[0] not in (1, 3, 4) or shape[-1] <= shape[0])
     c, h, w = (shape[2], shape[0], shape[1]) if channels_last else shape
     return channels_last, (int(c), int(h), int(w))
 
