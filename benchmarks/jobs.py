@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -89,9 +89,9 @@ def run_jobs(
     printing `describe(job, line)`; the number that failed."""
     failed = 0
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        futures = [(job, pool.submit(run_job, script, job)) for job in jobs]
-        for i, (job, future) in enumerate(futures, 1):
-            line = future.result()
+        futures = {pool.submit(run_job, script, job): job for job in jobs}
+        for i, future in enumerate(as_completed(futures), 1):  # each line as soon as it is done
+            job, line = futures[future], future.result()
             if line is None:
                 failed += 1
                 continue

@@ -133,16 +133,23 @@ def train_ours(task: Task, job: Job) -> tuple[int, float, jobs.Curve, dict[str, 
 
 # ---------------------------------------------------------------------------- sb3-contrib ---
 def sb3_model_settings(task: Task, agent: str) -> tuple[dict[str, Any], list[str]]:
-    """The preset's settings by sb3-contrib's names (`sb3_peer.sb3_settings`), with our network's
-    sizes; for `MaskablePPO` without the LSTM's; `normalize_obs` and `normalize_reward` as
+    """The preset's settings over our defaults (every one sb3-contrib shares, so that nothing the
+    preset leaves out falls to sb3-contrib's other defaults), by sb3-contrib's names
+    (`sb3_peer.sb3_settings`), with our network's sizes; for `MaskablePPO` without the LSTM's; `normalize_obs` and `normalize_reward` as
     `VecNormalize`'s keyword arguments (under `normalize`). Returns (settings, the preset's settings left at
     sb3-contrib's default)."""
+    from agent.config import PPOConfig
     from agent.run.cli import load_preset, preset_path
 
     preset = load_preset(preset_path(task.preset))
     ours = {k: v for k, v in preset.items() if k not in ("env", "env_kwargs", "total_timesteps")}
     left = sorted(k for k in ours if k in NO_COUNTERPART)
-    ours = {**OUR_NETWORK, **{k: v for k, v in ours.items() if k not in NO_COUNTERPART}}
+    shared = {k: getattr(PPOConfig(), k) for k in (*sb3_peer.SAME_NAMES, "learning_rate")}
+    shared.pop("normalize_obs")  # below, with normalize_reward
+    ours = {
+        **shared, **OUR_NETWORK, "adam_eps": PPOConfig().adam_eps,
+        **{k: v for k, v in ours.items() if k not in NO_COUNTERPART},
+    }  # fmt: skip
     normalize = {
         "norm_obs": ours.pop("normalize_obs", False),
         "norm_reward": ours.pop("normalize_reward", False),
@@ -321,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="jobs at a time (more than 1 slows each: timings under load)")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_BUDGET} steps a job, seed 0: a smoke test")  # fmt: skip
     jobs.add_report_flags(parser)
@@ -333,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     failed = 0
     if not args.table:
-        failed = jobs.run_missing(Path(__file__), plan(args), args.out, job_key, describe)
+        failed = jobs.run_missing(
+            Path(__file__), plan(args), args.out, job_key, describe, args.jobs
+        )
     results = [x for x in jobs.load_results(args.out) if x["task"] in args.tasks]
     print(table(results) if results else "no results yet")
     if args.plot and results:

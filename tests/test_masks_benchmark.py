@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from agent import RecurrentPPO
+from agent.config import PPOConfig
 from benchmarks import jobs, mask_envs, masks
 from benchmarks.mask_envs import ROWS, HideMasks
 
@@ -78,10 +79,15 @@ def test_sb3_agents_get_the_presets_settings_and_our_network_sizes():
     maskable, _ = masks.sb3_model_settings(masks.TASKS["cards"], "maskable-ppo")
     assert "lstm_hidden_size" not in maskable["policy_kwargs"]
     assert "enable_critic_lstm" not in maskable["policy_kwargs"]
+    # What a preset leaves out is ours, not sb3-contrib's other defaults (8 envs, 2048 steps,
+    # minibatches of 64, a learning rate of 3e-4 and no entropy bonus for MaskablePPO)
     taxi, left = masks.sb3_model_settings(masks.TASKS["taxi"], "maskable-ppo")
     assert left == [] and taxi["normalize"] == {
         "norm_obs": False, "norm_reward": True, "gamma": 0.99
     }  # fmt: skip
+    for key in ("n_envs", "n_steps", "batch_size", "learning_rate", "ent_coef", "gae_lambda"):
+        assert taxi[key] == getattr(PPOConfig(), key), key
+    assert taxi["policy_kwargs"]["optimizer_kwargs"] == {"eps": PPOConfig().adam_eps}
 
 
 def test_a_quick_run_writes_one_line_per_agent_once(tmp_path, capsys):
