@@ -769,3 +769,16 @@ def test_load_changes_the_settings_custom_objects_and_keywords_name(tmp_path, ca
         RecurrentPPO.load(path, force_resett=True)
     with pytest.raises(ConfigError, match="n_epochs"):
         RecurrentPPO.load(path, n_epochs=0)
+    # SB3's names, as the constructor takes them
+    loaded = RecurrentPPO.load(path, policy_kwargs={"ortho_init": False}, seed=None, verbose=1)
+    assert loaded.config.ortho_init is False and loaded.config.seed != 0
+    assert loaded.verbose == 1 and RecurrentPPO.load(path).verbose == 0
+
+
+def test_force_reset_starts_new_episodes_where_the_saved_ones_would_continue(tmp_path):
+    model = RecurrentPPO("Memory/TMaze-v0", n_envs=2, batch_size=16, **TINY)
+    model.learn(16)
+    path = model.save(tmp_path / "model")
+    assert RecurrentPPO.load(path, env="recorded").continues_episodes
+    assert RecurrentPPO.load(path, env="recorded", force_reset=False).continues_episodes
+    assert not RecurrentPPO.load(path, env="recorded", force_reset=True).continues_episodes

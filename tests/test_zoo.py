@@ -325,6 +325,14 @@ def test_zoo_numbers_are_read_as_written(tmp_path):
     assert settings.config.clip_schedule == "linear"
 
 
+def test_a_value_clip_schedule_is_read_as_its_start_with_a_note(tmp_path):
+    path = tmp_path / "zoo.yml"
+    path.write_text("CartPole-v1:\n  clip_range_vf: lin_0.3\n")
+    settings = settings_of(path)
+    assert settings.config.clip_range_vf == 0.3
+    assert "clip_range_vf lin_0.3: read as a constant 0.3" in settings.notes
+
+
 def test_a_preset_that_is_not_a_zoo_file_is_not_clamped(tmp_path):
     """Our own presets keep refusing a minibatch larger than the rollout; only a zoo entry
     follows SB3 there."""

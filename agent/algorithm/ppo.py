@@ -797,9 +797,12 @@ class RecurrentPPO(SB3Methods):
         `CheckpointError` (or `EnvError`) with one line on any problem.
 
         As SB3's `load`: `custom_objects` and `**kwargs` change settings of the loaded model
-        (`PPOConfig` fields; a changed model continues no saved episodes), except SB3's schedule
-        functions, which are dropped with a warning (`sb3_names.load_overrides`);
-        `print_system_info` prints the versions this process runs.
+        (`PPOConfig` fields or SB3's names for them; a changed model continues no saved
+        episodes), except SB3's schedule functions, which are dropped with a warning
+        (`sb3_names.load_overrides`); `verbose`; `force_reset=True` starts new episodes where
+        the saved ones would continue (SB3 resets by default, ours continues them);
+        `print_system_info` prints the versions this process runs. A setting that does not
+        exist or is invalid raises `ConfigError`.
         """
         path = Path(path)
         if not path.exists() and Path(f"{path}.zip").is_file():
@@ -807,9 +810,9 @@ class RecurrentPPO(SB3Methods):
         payload = checkpoint.load_checkpoint(path)
         meta = checkpoint.read_metadata(payload, path)
         config = meta.config
-        overrides = sb3_names.load_overrides(custom_objects, kwargs)
-        if overrides:
-            config = PPOConfig.from_dict({**config.to_dict(), **overrides})
+        sb3 = sb3_names.load_overrides(custom_objects, kwargs)
+        if sb3.settings:
+            config = PPOConfig.from_dict({**config.to_dict(), **sb3.settings})
         if print_system_info:
             _print_system_info()
         # Checkpoints from before the device was saved were all trained on the CPU.
@@ -831,6 +834,7 @@ class RecurrentPPO(SB3Methods):
             tensorboard_log=tensorboard_log,
             observation_space=meta.observation_space,
             action_space=meta.action_space,
+            verbose=sb3.verbose,
         )
         spaces_found = (model.observation_space, model.action_space)
         if spaces_found != (meta.observation_space, meta.action_space):
@@ -843,7 +847,9 @@ class RecurrentPPO(SB3Methods):
             model.env_spec = {"id": env_id, "kwargs": kwargs, "wrappers": wrappers}
         try:
             model.load_training_state(
-                payload, restore_rollout=env_is_recorded and not env_overrides and not overrides
+                payload,
+                restore_rollout=env_is_recorded
+                and not (env_overrides or sb3.settings or sb3.force_reset),
             )
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

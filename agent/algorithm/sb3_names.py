@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import secrets
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from gymnasium import spaces
 
@@ -304,11 +304,23 @@ PICKLED_SCHEDULES = ("learning_rate", "lr_schedule", "clip_range", "clip_range_v
 "clip_range": lambda _: 0.0}` so that a model saved by another Python loads)."""
 
 
-def load_overrides(custom_objects: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The settings SB3's `load(path, custom_objects=..., **kwargs)` asks to change, as our
-    fields (the caller checks the names and values). Our checkpoints hold no Python objects, so
-    a schedule function, and `learning_rate` 0.0 given beside one, replaces nothing here: it is
-    dropped with a `UserWarning`, and the model keeps its own values."""
+class LoadArguments(NamedTuple):
+    """SB3's `load(path, custom_objects=..., **kwargs)` arguments, as `RecurrentPPO.load` uses
+    them."""
+
+    settings: dict[str, Any]
+    """`PPOConfig` fields to change (SB3's names translated; empty: the checkpoint's config)."""
+    verbose: int
+    force_reset: bool
+    """Start new episodes instead of continuing the saved ones (SB3's `force_reset=True`)."""
+
+
+def load_overrides(custom_objects: dict[str, Any] | None, kwargs: dict[str, Any]) -> LoadArguments:
+    """What SB3's `load(path, custom_objects=..., **kwargs)` asks for. Settings go through the
+    constructor's translation (`constructor_settings`, `policy_kwargs_settings`); the caller
+    checks their names and values. Our checkpoints hold no Python objects, so a schedule
+    function, and `learning_rate` 0.0 given beside one, replaces nothing here: it is dropped with
+    a `UserWarning`, and the model keeps its own values."""
     import warnings
 
     values = {**(custom_objects or {}), **kwargs}
@@ -322,7 +334,12 @@ def load_overrides(custom_objects: dict[str, Any] | None, kwargs: dict[str, Any]
             UserWarning,
             stacklevel=3,
         )
-    return {k: v for k, v in values.items() if k not in pickled}
+    settings = {k: v for k, v in values.items() if k not in pickled}
+    verbose = int(settings.pop("verbose", 0))
+    force_reset = bool(settings.pop("force_reset", False))
+    if "policy_kwargs" in settings:
+        settings.update(policy_kwargs_settings(settings.pop("policy_kwargs")))
+    return LoadArguments(constructor_settings(settings), verbose, force_reset)
 
 
 def unknown_argument_error(unknown: Iterable[str], known: Iterable[str]) -> ConfigError:

@@ -27,7 +27,7 @@ the cost is per tensor and per kernel call, not per weight. The tricks:
    a block-diagonal weight, with the gates reordered so that one sigmoid covers three gates: at
    a rollout's batch sizes the cost is per kernel call, and this makes a dozen calls per step
    where G `torch.lstm_cell`s made fifty. A minGRU's step (`mingru_step`) is fused the same way.
-   GRU, peephole and `none` cores have no fused step (`torch.gru_cell`, undocumented, was no
+   GRU, peephole, FFM and `none` cores have no fused step (`torch.gru_cell`, undocumented, was no
    faster end to end): they take the reference step.
    Reference: `RecurrentCore.step`, the modules on a sequence of one step.
    Checked by tests/test_recurrent.py (single fused steps match the sequence kernel; the weights
@@ -306,7 +306,8 @@ HeadWeights = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 class StepWeights(NamedTuple):
-    """`step_weights(policy)`: the recurrent core's (None unless an LSTM) and the heads'."""
+    """`step_weights(policy)`: the recurrent core's (None unless an LSTM or a minGRU) and the
+    heads'."""
 
     core: CoreStepWeights | None
     heads: HeadWeights
@@ -369,7 +370,7 @@ class FusedPolicy:
         deterministic: bool = False,
         mask: torch.Tensor | None = None,
     ) -> PolicyStep:
-        """`RecurrentActorCritic.step`: fused core (an LSTM's) and fused heads."""
+        """`RecurrentActorCritic.step`: fused core (an LSTM's or a minGRU's) and fused heads."""
         policy = self.policy
         out, state = core_step(policy.core, policy.encoder(obs), state, self.weights.core)
         dist, values = fused_heads(policy, out, self.weights.heads, mask)
@@ -378,7 +379,7 @@ class FusedPolicy:
 
     @torch.no_grad()
     def value(self, obs: Obs, state: torch.Tensor) -> torch.Tensor:
-        """`RecurrentActorCritic.value`: fused core (an LSTM's), then the critic's modules (the
+        """`RecurrentActorCritic.value`: fused core (an LSTM's or a minGRU's), then the critic's modules (the
         actor's head is not needed)."""
         policy = self.policy
         out, _ = core_step(policy.core, policy.encoder(obs), state, self.weights.core)

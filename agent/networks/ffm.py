@@ -6,8 +6,9 @@ Per layer, from the input x_t (F numbers) and with H = m * c output units:
 
     u_t, thru_t, g_in_t, g_out_t = W x_t + b        (m, H, m and H numbers)
     S_t = gamma * S_{t-1} + sigmoid(g_in_t) * u_t   (S: m x c complex, u broadcast over c)
-    y_t = LayerNorm(W_mix [Re S_t, Im S_t]) * sigmoid(g_out_t) + thru_t * (1 - sigmoid(g_out_t))
+    y_t = LayerNorm(W_mix S_t) * sigmoid(g_out_t) + thru_t * (1 - sigmoid(g_out_t))
 
+(W_mix reads S_t's 2H real numbers, each entry's real and imaginary part side by side.)
 gamma[j, k] = exp(-rate_j + i * omega_k): each of the m memory channels fades at its own rate
 and is seen through c oscillators of different periods, so that the state records when things
 happened as well as what. Rates start log-spaced so that the channels' time constants 1 / rate

@@ -148,12 +148,15 @@ def from_zoo(values: dict[str, Any], entry: bool = False) -> tuple[dict[str, Any
         stack = _integer(out.pop("frame_stack"), "frame_stack")
         frame_stack = {"gymnasium.wrappers:FrameStackObservation": {"stack_size": stack}}
         out["wrappers"] = [*(out.get("wrappers") or []), frame_stack]
-    for key in ("learning_rate", "clip_range"):
+    for key in ("learning_rate", "clip_range", "clip_range_vf"):
         value = out.get(key)
         if isinstance(value, str) and value.startswith("lin_"):
             number = _number(value[4:], key)
             out[key] = number
-            out["lr_schedule" if key == "learning_rate" else "clip_schedule"] = "linear"
+            if key == "clip_range_vf":  # no schedule of its own here
+                notes.append(f"clip_range_vf {value}: read as a constant {number}")
+            else:
+                out["lr_schedule" if key == "learning_rate" else "clip_schedule"] = "linear"
     if entry:
         out = {**SB3_CONTRIB_DEFAULTS, **out}
         notes += _whole_rollout_batch(out)
