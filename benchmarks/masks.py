@@ -25,8 +25,8 @@ Taxi costs 10.
 
 Each (task, agent, seed) job runs in a fresh one-thread subprocess and appends one line to
 OUT/results.jsonl (benchmarks/jobs.py; a job whose line is there is skipped): the learning curve
-(mean return of the last 100 training episodes after each update, against steps and training
-seconds), the return at the budget (that mean at the last update: the stochastic policy each
+(mean return of the last 100 training episodes after each update, once 100 have ended, against
+steps and training seconds), the return at the budget (that mean at the last update: the stochastic policy each
 agent trains, scored the same way on every side) and the steps and seconds at which the curve
 first reaches the task's goal.
 """
@@ -56,6 +56,15 @@ OUR_NETWORK = {"lstm_hidden_size": 128, "net_arch": [64]}
 NO_COUNTERPART = ("forget_bias_init",)
 """Preset settings sb3-contrib has no counterpart for: its agents keep their default."""
 QUICK_BUDGET = 2048
+WINDOW = 100
+"""A curve point's return is the mean of the last `WINDOW` training episodes, and has none until
+that many have ended: before, the episodes that ended are the short ones (on Taxi, within a
+first rollout of 128 steps a copy, only deliveries end), and their mean flatters."""
+
+
+def full_window(returns: Any) -> Any:
+    """`returns` when they are `WINDOW` episodes, else none."""
+    return returns if len(returns) >= WINDOW else []
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,9 @@ def train_ours(task: Task, job: Job) -> tuple[int, float, jobs.Curve, dict[str, 
     model.learn(
         settings.total_timesteps,
         callback=lambda m: curve.add(
-            m.num_timesteps, time.perf_counter() - start, m.episode_statistics.return_queue
+            m.num_timesteps,
+            time.perf_counter() - start,
+            full_window(m.episode_statistics.return_queue),
         ),
     )
     wall = time.perf_counter() - start
@@ -192,7 +203,7 @@ def train_sb3(task: Task, job: Job) -> tuple[int, float, jobs.Curve, dict[str, A
     curve = jobs.CurveRecorder(job.budget)
 
     def record(update: sb3_peer.Update) -> None:
-        curve.add(update.steps, update.seconds, update.returns)
+        curve.add(update.steps, update.seconds, full_window(update.returns))
 
     start = time.perf_counter()
     model.learn(job.budget, callback=sb3_peer.each_update(record))

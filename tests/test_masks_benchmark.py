@@ -101,3 +101,9 @@ def test_a_quick_run_writes_one_line_per_agent_once(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| cards (2k, 0.95) | maskable-ppo * |" in out
     assert masks.main(argv) == 0 and "0 jobs to run" in capsys.readouterr().out
+
+
+def test_a_curve_point_waits_for_a_full_window_of_episodes():
+    # Taxi's first rollout ends only the episodes that delivered: their mean flatters
+    assert masks.full_window([20.0] * 99) == []
+    assert masks.full_window([20.0] * 100) == [20.0] * 100
