@@ -54,6 +54,7 @@ GOALS: dict[str, tuple[str, float]] = {
     "bandit": ("eval/mean_reward", 0.62),
     "pendulum-novel": ("eval/mean_reward", -300.0),
     "card-match": ("eval/mean_reward", 0.95),
+    "taxi-destination": ("eval/mean_reward", 4.0),
 }
 FINAL_EPISODES = 200
 """Episodes of the final evaluation of each seed's model (`evaluate.py`, deterministic), as the
