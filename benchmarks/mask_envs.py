@@ -25,7 +25,9 @@ from gymnasium.envs.registration import register, registry
 
 from agent.environment.masks import MASK_KEY
 
-TAXI = "Taxi-v4"
+TAXI = "Taxi-v4" if "Taxi-v4" in registry else "Taxi-v3"
+"""Gymnasium's Taxi: v4 where it exists (v3, the same task with the same masks, is refused as
+out of date there), v3 in Gymnasium releases before it (our floor's)."""
 ROWS = COLS = 5
 PLACES = 5  # the four stands, or in the taxi
 STANDS = 4

@@ -30,7 +30,7 @@ def test_taxis_best_return_with_the_destination_known_is_7_93():
     """Value iteration over Taxi's transition table (its public `P`): the mean, over Taxi's
     start states, of the best return. With memory the partial view loses nothing, so this is
     TaxiDestination's optimum too (benchmarks/masks.py's `Task.optimal`)."""
-    taxi = gym.make("Taxi-v4").unwrapped
+    taxi = gym.make(mask_envs.TAXI).unwrapped
     values = np.zeros(taxi.observation_space.n)
     for _ in range(100):
         new = np.array([
