@@ -4,8 +4,8 @@ the envs of benchmarks/masks.py (issue 30), registered with Gymnasium on import.
     python train.py --env benchmarks.mask_envs:TaxiDestination-v0
     python train.py --env Memory/CardMatch-v0 --wrapper benchmarks.mask_envs:HideMasks
 
-`TaxiDestination-v0` is Gymnasium's `Taxi-v4` (its own action masks, in `info["action_mask"]`;
-200 steps) seen through a partial view: the taxi's row and column, the passenger's place (one of
+`TaxiDestination-v0` is Gymnasium's Taxi (`TAXI`: v4, or v3 before it; its own action masks,
+in `info["action_mask"]`; 200 steps) seen through a partial view: the taxi's row and column, the passenger's place (one of
 the four stands or in the taxi) and the destination, each one-hot, with the destination shown at
 the first step only and zero after it. Picking the passenger up and driving to them needs no
 memory; dropping them at the right stand needs the destination remembered over the ride (tens of
@@ -64,7 +64,7 @@ class DestinationOnce(gym.Wrapper):
 
 
 def make_taxi_destination(**kwargs: Any) -> gym.Env:
-    """`gym.make("Taxi-v4", **kwargs)` (with its 200-step limit) seen through `DestinationOnce`."""
+    """`gym.make(TAXI, **kwargs)` (with its 200-step limit) seen through `DestinationOnce`."""
     return DestinationOnce(gym.make(TAXI, **kwargs))
 
 
