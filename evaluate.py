@@ -120,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     print(_report(results))
     if args.plot_memory is not None:
         traces = [
-            trace_episode(model, spec["id"], spec["kwargs"], seed=args.seed + k)
+            trace_episode(
+                model, spec["id"], spec["kwargs"], seed=args.seed + k, wrappers=spec["wrappers"]
+            )
             for k in range(args.plot_episodes)
         ]
         print(f"memory plot: {plot_memory(traces, args.plot_memory)}")

@@ -16,7 +16,7 @@ SCHEDULES = ("constant", "linear", "adaptive")
 CLIP_SCHEDULES = ("constant", "linear")
 ACTIVATIONS = ("tanh", "relu")
 VEC_ENVS = ("auto", "native", "sync", "async")
-IMAGE_ENCODERS = ("auto", "cnn", "flatten")
+IMAGE_ENCODERS = ("auto", "cnn", "nature", "flatten", "embed", "onehot")
 GATE_INITS = ("chrono", "half-chrono", "chrono-forget", "default")
 """The named `forget_bias_init` values; a number is the other kind."""
 
@@ -250,8 +250,8 @@ class PPOConfig:
 
     # --- networks ------------------------------------------------------------------------------
     image_encoder: str = "auto"
-    """How uint8 images enter: `cnn`, `flatten`, or `auto`: flattened up to 16x16 cells (README,
-    How it works)."""
+    """`auto`: uint8 grids up to 16x16 cells as codes, larger through a CNN (README, How it
+    works)."""
     rnn_type: str = "lstm"
     """Recurrent core: `lstm`, `peephole`, `gru`, `mingru`, `ffm` or `none` (README)."""
     lstm_hidden_size: int = 128

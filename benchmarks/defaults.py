@@ -603,19 +603,11 @@ def main(argv: list[str] | None = None) -> int:
     configs = {name: CONFIGS[name] for name in (CONFIGS if args.configs is None else args.configs)}
     if args.set:
         configs.update([adhoc_config(args.set)])
-    args.out.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    if not args.table:
-        failed = jobs.run_missing(Path(__file__), plan(args, configs), args.out, job_key, describe)
-    results = jobs.load_results(args.out)
-    if shown:
-        results = [line for line in results if line["config"] in configs]
-    if tasks_shown:
-        results = [line for line in results if line["task"] in args.tasks]
-    print(table(results) if results else "no results yet")
-    if args.plot and results:
-        plot(results, args.plot)
-    return 1 if failed else 0
+    return jobs.run_and_report(
+        Path(__file__), args, lambda: plan(args, configs), job_key, describe, table, plot,
+        keep=lambda line: (not shown or line["config"] in configs)
+        and (not tasks_shown or line["task"] in args.tasks),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -42,6 +42,36 @@ class CurveRecorder:
             self.points.append(point)
 
 
+def train_flags(
+    flags: list[str], budget: int, window: Callable[[Any], Any] = lambda r: r
+) -> tuple[int, float, Curve]:
+    """Train as `train.py FLAGS` would, for `budget` steps (here, with a record after every
+    update of `window(the last 100 training returns)`): (steps, training seconds, curve)."""
+    import time
+
+    from agent import RecurrentPPO
+    from agent.run.cli import resolve_settings, train_parser
+
+    settings = resolve_settings(train_parser().parse_args(flags))
+    model = RecurrentPPO(
+        settings.env_id, config=settings.config, env_kwargs=settings.env_kwargs,
+        wrappers=settings.wrappers,
+    )  # fmt: skip
+    curve = CurveRecorder(budget)
+    start = time.perf_counter()
+    model.learn(
+        budget,
+        callback=lambda m: curve.add(
+            m.num_timesteps,
+            time.perf_counter() - start,
+            window(m.episode_statistics.return_queue),
+        ),
+    )
+    wall = time.perf_counter() - start
+    model.close()
+    return model.num_timesteps, wall, curve.points
+
+
 def time_to_goal(curve: list[Any], index: int, goal: float) -> tuple[int | None, float | None]:
     """Steps and seconds (entries 0 and 1) of the first point of `curve` whose entry `index` is at
     or above `goal`; (None, None) if none is."""
@@ -115,6 +145,60 @@ def run_missing(
     todo = [job for job in planned if key(job._asdict()) not in done]
     print(f"{len(todo)} jobs to run, results in {out / 'results.jsonl'}", flush=True)
     return run_jobs(script, todo, out, parallel, describe)
+
+
+def kilo(steps: float) -> str:
+    """Steps as a table writes them: `119k`, or `512` under a thousand."""
+    return f"{steps / 1000:.0f}k" if steps >= 1000 else f"{steps:.0f}"
+
+
+def goal_line(
+    job: NamedTuple, steps: int, wall: float, curve: Curve, goal: float
+) -> dict[str, Any]:
+    """A results line of a run judged by its curve against `goal`: the job's fields, the steps
+    and seconds trained, the curve, its last return (`final_return`) and the steps and seconds
+    at which it first reached the goal (None if never)."""
+    final = next((p[2] for p in reversed(curve) if p[2] is not None), None)
+    goal_steps, goal_wall = time_to_goal(curve, 2, goal)
+    return {
+        **job._asdict(), "steps": steps, "wall": wall, "final_return": final, "goal": goal,
+        "goal_steps": goal_steps, "goal_wall": goal_wall, "curve": curve,
+    }  # fmt: skip
+
+
+def describe_goal_run(label: str, line: dict[str, Any]) -> str:
+    """What prints as a `goal_line` job ends: `LABEL: return R, S s (N steps/s), goal ...`."""
+    goal = f"at {line['goal_steps']} steps" if line["goal_steps"] is not None else "not reached"
+    final = "none" if line["final_return"] is None else f"{line['final_return']:.3g}"
+    return (
+        f"{label}: return {final}, {line['wall']:.0f} s "
+        f"({line['steps'] / line['wall']:.0f} steps/s), goal {goal}"
+    )
+
+
+def run_and_report(
+    script: Path,
+    args: argparse.Namespace,
+    planned: Callable[[], list[Any]],
+    key: Callable[[dict[str, Any]], Any],
+    describe: Callable[[Any, dict[str, Any]], str],
+    table: Callable[[list[dict[str, Any]]], str],
+    plot: Callable[[list[dict[str, Any]], Path], None],
+    keep: Callable[[dict[str, Any]], bool] = lambda line: True,
+) -> int:
+    """A benchmark's `main` after its flags: run the `planned()` jobs missing from
+    `args.out` (`run_missing`, `args.jobs` at a time) unless `args.table`, then print `table`
+    of the results that `keep` keeps and draw them to `args.plot` if given. The exit code: 1 if
+    any job failed."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    if not args.table:
+        failed = run_missing(script, planned(), args.out, key, describe, getattr(args, "jobs", 1))
+    results = [line for line in load_results(args.out) if keep(line)]
+    print(table(results) if results else "no results yet")
+    if args.plot and results:
+        plot(results, args.plot)
+    return 1 if failed else 0
 
 
 def add_report_flags(parser: argparse.ArgumentParser) -> None:

@@ -115,31 +115,11 @@ def preset_budget(task: Task) -> int:
 def train_ours(task: Task, job: Job) -> tuple[int, float, jobs.Curve, dict[str, Any]]:
     """`train.py --config PRESET --seed SEED --total-timesteps BUDGET --device cpu` (with
     `--wrapper HIDE` for `ours-unmasked`), trained here with a record after every update."""
-    from agent import RecurrentPPO
-    from agent.run.cli import resolve_settings, train_parser
-
     flags = ["--config", task.preset, "--seed", str(job.seed), "--device", "cpu"]
     flags += ["--total-timesteps", str(job.budget)]
     if job.agent == "ours-unmasked":
         flags += ["--wrapper", HIDE]
-    settings = resolve_settings(train_parser().parse_args(flags))
-    model = RecurrentPPO(
-        settings.env_id, config=settings.config, env_kwargs=settings.env_kwargs,
-        wrappers=settings.wrappers,
-    )  # fmt: skip
-    curve = jobs.CurveRecorder(job.budget)
-    start = time.perf_counter()
-    model.learn(
-        settings.total_timesteps,
-        callback=lambda m: curve.add(
-            m.num_timesteps,
-            time.perf_counter() - start,
-            full_window(m.episode_statistics.return_queue),
-        ),
-    )
-    wall = time.perf_counter() - start
-    model.close()
-    return model.num_timesteps, wall, curve.points, {}
+    return (*jobs.train_flags(flags, job.budget, full_window), {})
 
 
 # ---------------------------------------------------------------------------- sb3-contrib ---
@@ -224,22 +204,12 @@ def worker(job: Job) -> dict[str, Any]:
     task = TASKS[job.task]
     train = train_ours if job.agent.startswith("ours") else train_sb3
     steps, wall, curve, extra = train(task, job)
-    final = next((p[2] for p in reversed(curve) if p[2] is not None), None)
-    goal_steps, goal_wall = jobs.time_to_goal(curve, 2, task.goal)
-    return {
-        **job._asdict(), "steps": steps, "wall": wall, "final_return": final, "goal": task.goal,
-        "goal_steps": goal_steps, "goal_wall": goal_wall, "curve": curve, **extra,
-    }  # fmt: skip
+    return {**jobs.goal_line(job, steps, wall, curve, task.goal), **extra}
 
 
 def describe(job: Job, line: dict[str, Any]) -> str:
     """The line printed as a job ends."""
-    goal = f"at {line['goal_steps']} steps" if line["goal_steps"] is not None else "not reached"
-    final = "none" if line["final_return"] is None else f"{line['final_return']:.3g}"
-    return (
-        f"{job.task} {job.agent} seed {job.seed}: return {final}, "
-        f"{line['wall']:.0f} s ({line['steps'] / line['wall']:.0f} steps/s), goal {goal}"
-    )
+    return jobs.describe_goal_run(f"{job.task} {job.agent} seed {job.seed}", line)
 
 
 def plan(args: argparse.Namespace) -> list[Job]:
@@ -252,10 +222,6 @@ def plan(args: argparse.Namespace) -> list[Job]:
 
 
 # ---------------------------------------------------------------------------------- report ---
-def _k(steps: float) -> str:
-    return f"{steps / 1000:.0f}k" if steps >= 1000 else f"{steps:.0f}"
-
-
 def table(results: list[dict[str, Any]]) -> str:
     """Per task and agent: the return at the budget over seeds (mean ± std, 95% t-interval),
     the seeds that reached the goal, the median steps and seconds to it over those, and the
@@ -283,12 +249,14 @@ def table(results: list[dict[str, Any]]) -> str:
                     cell += f" ({low:.3g} to {high:.3g})"
                 cell += f", {len(returns)} seed{'s' if len(returns) > 1 else ''}"
             reached = [x for x in runs if x["goal_steps"] is not None]
-            steps = _k(statistics.median(x["goal_steps"] for x in reached)) if reached else "-"
+            steps = (
+                jobs.kilo(statistics.median(x["goal_steps"] for x in reached)) if reached else "-"
+            )
             wall = f"{statistics.median(x['goal_wall'] for x in reached):.0f}" if reached else "-"
             took = statistics.median(x["wall"] for x in runs)
             sps = statistics.median(x["steps"] / x["wall"] for x in runs)
             label = agent + (" *" if any(x.get("left_at_sb3_default") for x in runs) else "")
-            head = f"{name} ({_k(runs[0]['budget'])}, {task.goal:g})"
+            head = f"{name} ({jobs.kilo(runs[0]['budget'])}, {task.goal:g})"
             rows.append(
                 f"| {head} | {label} | {cell} | {len(reached)}/{len(runs)} | {steps} | {wall} | "
                 f"{took:.0f} s ({sps:,.0f}) |"
@@ -350,17 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.seeds = [0]
-    args.out.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    if not args.table:
-        failed = jobs.run_missing(
-            Path(__file__), plan(args), args.out, job_key, describe, args.jobs
-        )
-    results = [x for x in jobs.load_results(args.out) if x["task"] in args.tasks]
-    print(table(results) if results else "no results yet")
-    if args.plot and results:
-        plot(results, args.plot)
-    return 1 if failed else 0
+    return jobs.run_and_report(
+        Path(__file__), args, lambda: plan(args), job_key, describe, table, plot,
+        keep=lambda line: line["task"] in args.tasks,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

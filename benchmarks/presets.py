@@ -55,6 +55,8 @@ GOALS: dict[str, tuple[str, float]] = {
     "pendulum-novel": ("eval/mean_reward", -300.0),
     "card-match": ("eval/mean_reward", 0.95),
     "taxi-destination": ("eval/mean_reward", 4.0),
+    "minigrid-memory-s7": ("eval/mean_reward", 0.9),
+    "minigrid-memory-s9": ("eval/mean_reward", 0.9),
 }
 FINAL_EPISODES = 200
 """Episodes of the final evaluation of each seed's model (`evaluate.py`, deterministic), as the

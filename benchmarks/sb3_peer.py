@@ -78,12 +78,23 @@ def sb3_settings(ours: Mapping[str, Any]) -> dict[str, Any]:
     return {**settings, "policy_kwargs": policy}
 
 
-def policy_for(space: gym.Space) -> str:
-    """Dict observations need sb3's MultiInput policy. Our image tasks (8x8) are too small for
-    its NatureCNN (CnnLstmPolicy fails), so they go through the MLP policy, flattened."""
-    import gymnasium as gym
+NATURE_CNN_SMALLEST = 36
+"""The smallest height and width SB3's NatureCNN (CnnLstmPolicy's) takes: its kernels 8, 4 and 3
+at strides 4, 2 and 1 leave nothing of less."""
 
-    return "MultiInputLstmPolicy" if isinstance(space, gym.spaces.Dict) else "MlpLstmPolicy"
+
+def policy_for(space: gym.Space) -> str:
+    """Dict observations need sb3's MultiInput policy; images NatureCNN can take, CnnLstmPolicy.
+    Smaller images (our 8x8 tasks, MiniGrid's 7x7 codes) make CnnLstmPolicy fail, so they go
+    through the MLP policy, flattened."""
+    import gymnasium as gym
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    if isinstance(space, gym.spaces.Dict):
+        return "MultiInputLstmPolicy"
+    if is_image_space(space) and sorted(space.shape)[1] >= NATURE_CNN_SMALLEST:  # height, width
+        return "CnnLstmPolicy"
+    return "MlpLstmPolicy"
 
 
 class Update(NamedTuple):

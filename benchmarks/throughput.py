@@ -101,12 +101,50 @@ TASKS: dict[str, dict[str, Any]] = {
         "normalize_obs": False,
         "eval_episodes": 50,
     },
+    # Images (issue 27), at our defaults on both sides. MiniGrid-MemoryS7's 7x7x3 object codes:
+    # ours encodes them as `image_encoder: auto` does; sb3-contrib's NatureCNN cannot take 7x7
+    # (CnnLstmPolicy fails), so its MlpLstmPolicy reads them flattened, divided by 255.
+    "minigrid-codes": {
+        "env": "minigrid:MiniGrid-MemoryS7-v0",
+        "env_kwargs": {},
+        "wrappers": ["minigrid.wrappers:ImgObsWrapper"],
+        "steps": 50_000,
+        "hp": "defaults",
+        "normalize_obs": False,
+        "eval_episodes": 20,
+    },
+    # Pixels: MemoryS9 as MarcoMeter/recurrent-ppo-truncated-bptt trains it (a 3x3 view drawn as
+    # 84x84 RGB, three actions): ours through its CNN, sb3-contrib's through CnnLstmPolicy.
+    "minigrid-rgb": {
+        "env": "minigrid:MiniGrid-MemoryS9-v0",
+        "env_kwargs": {"agent_view_size": 3},
+        "wrappers": [
+            {"minigrid.wrappers:RGBImgPartialObsWrapper": {"tile_size": 28}},
+            "minigrid.wrappers:ImgObsWrapper",
+            "benchmarks.minigrid_memory:TurnsAndForward",
+        ],
+        "steps": 20_000,
+        "hp": "defaults",
+        "normalize_obs": False,
+        "eval_episodes": 20,
+    },
 }
+
+
+def our_defaults() -> dict[str, Any]:
+    """Our defaults of every setting sb3-contrib shares, so that neither side falls back to its
+    own (sb3-contrib's n_steps, network sizes and Adam epsilon differ from ours)."""
+    from agent.config import PPOConfig
+
+    config = PPOConfig()
+    names = (*sb3_peer.SAME_NAMES, "learning_rate", "lstm_hidden_size", "adam_eps", "net_arch")
+    return {k: getattr(config, k) for k in names if k != "normalize_obs"}
 
 
 def hyperparameters(task: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Our settings of `task` with `overrides`, as our RecurrentPPO takes them."""
-    return {**BOTH, "normalize_obs": task["normalize_obs"], **task["hp"], **overrides}
+    hp = our_defaults() if task["hp"] == "defaults" else task["hp"]
+    return {**BOTH, "normalize_obs": task["normalize_obs"], **hp, **overrides}
 
 
 def run_ours(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, Any]) -> dict:
@@ -117,6 +155,7 @@ def run_ours(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, A
     model = RecurrentPPO(
         task["env"],
         env_kwargs=task["env_kwargs"],
+        wrappers=task.get("wrappers", ()),
         device="cpu",
         seed=seed,
         **hyperparameters(task, overrides),
@@ -129,6 +168,7 @@ def run_ours(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, A
         model,
         task["env"],
         task["env_kwargs"],
+        wrappers=task.get("wrappers", ()),
         n_episodes=task["eval_episodes"],
         seed=seed + 1000,
         deterministic=True,
@@ -144,6 +184,15 @@ def run_sb3(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, An
 
     ours = hyperparameters(task, {**task.get("sb3_hp", {}), **overrides})
     env, env_kwargs = task["env"], task["env_kwargs"]
+    if task.get("wrappers"):  # one copy as ours makes it, for SB3's make_vec_env to call
+        from functools import partial
+
+        from agent.environment.vec_env import check_env_id, copy_wrappers, make_single_env
+        from agent.environment.wrappers import load_wrappers
+
+        check_env_id(env)
+        wrappers = copy_wrappers(load_wrappers(task["wrappers"]))
+        env, env_kwargs = partial(make_single_env, env, env_kwargs, wrappers), None
     settings = sb3_peer.sb3_settings(ours)
     trained = sb3_peer.train(env, settings, seed=seed, steps=steps, env_kwargs=env_kwargs)
     result = sb3_peer.evaluate(

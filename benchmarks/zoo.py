@@ -336,10 +336,6 @@ def by_entry(results: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str
     return groups
 
 
-def _k(steps: float) -> str:
-    return f"{steps / 1000:.0f}k" if steps >= 1000 else f"{steps:.0f}"
-
-
 def _timing(lines: list[dict[str, Any]]) -> str:
     wall = statistics.median(x["wall"] for x in lines)
     sps = statistics.median(x["steps"] / x["wall"] for x in lines)
@@ -360,8 +356,8 @@ def table(results: list[dict[str, Any]]) -> str:
     ]
     for name, sides in by_entry(results).items():
         ours, sb3 = sides.get("ours", []), sides.get("sb3", [])
-        budget = _k(ours[0]["budget"]) if ours else "?"  # sb3-contrib's runs stop at B
-        head = f"`{name}` ({budget}; {_k((ours or sb3)[0]['compare_at'])})"
+        budget = jobs.kilo(ours[0]["budget"]) if ours else "?"  # sb3-contrib's runs stop at B
+        head = f"`{name}` ({budget}; {jobs.kilo((ours or sb3)[0]['compare_at'])})"
         cells = ["", "", "", "", ""]
         if ours:
             finals = [x["final_return"] for x in ours]
@@ -464,17 +460,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.seeds, args.sb3_seeds, args.episodes = [0], [0], 5
         args.compare_at = QUICK_BUDGET // 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    if not args.table:
-        failed = jobs.run_missing(
-            Path(__file__), plan(args), args.out, job_key, describe, args.jobs
-        )
-    results = [line for line in jobs.load_results(args.out) if line["entry"] in args.entries]
-    print(table(results) if results else "no results yet")
-    if args.plot and results:
-        plot(results, args.plot)
-    return 1 if failed else 0
+    return jobs.run_and_report(
+        Path(__file__), args, lambda: plan(args), job_key, describe, table, plot,
+        keep=lambda line: line["entry"] in args.entries,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,15 +1,13 @@
 """`require`: the one way a test asks for a module that `pip install -e .` does not bring.
 
 pytest itself comes with the dev extra (README, "Set up", step 3), and the dev extra promises
-matplotlib, moviepy, pygame and the tune extra (ray, optuna). A test run without one of them is a
+matplotlib, moviepy, pygame, the tune extra (ray, optuna) and the minigrid extra. A test run without one of them is a
 broken install, not a smaller suite, so a test that needs one fails rather than skips, here and in
 CI alike: `pytest.importorskip("ray")` would turn a Ray that is broken at the floors
 (.ci/lower_bounds.sh) into a skipped module and a green run.
 
-Other modules (minigrid, for the MiniGrid tasks of benchmarks/defaults.py) skip when they cannot
-be imported, unless the environment variable REQUIRE_MODULES names them (separated by spaces or
-commas): .ci/run installs minigrid after the README's steps and runs those tests with
-REQUIRE_MODULES=minigrid, so they cannot skip there either.
+Other modules (popgym, say) skip when they cannot be imported, unless the environment variable
+REQUIRE_MODULES names them (separated by spaces or commas), so that CI can refuse to skip them.
 """
 
 from __future__ import annotations
@@ -20,8 +18,9 @@ from types import ModuleType
 
 import pytest
 
-DEV_EXTRA = frozenset({"matplotlib", "moviepy", "pygame", "ray", "optuna"})
-"""The modules of pyproject.toml's `dev` extra (`tune`'s included) that tests import."""
+DEV_EXTRA = frozenset({"matplotlib", "moviepy", "pygame", "ray", "optuna", "minigrid"})
+"""The modules of pyproject.toml's `dev` extra (`tune`'s and `minigrid`'s included) that tests
+import."""
 
 
 def require(module: str) -> ModuleType:

@@ -10,7 +10,13 @@ from gymnasium import spaces
 
 from agent import RecurrentPPO
 from agent.algorithm.checkpoint import load_checkpoint, save_checkpoint, with_image_ranges
-from agent.networks.encoders import ImageEncoder, grid_layout, make_encoder
+from agent.networks.encoders import (
+    CodeGridEncoder,
+    ImageEncoder,
+    grid_layout,
+    image_encoding,
+    make_encoder,
+)
 from tests.replay_check import replay_errors
 
 
@@ -72,7 +78,8 @@ class GrowingCodesEnv(gym.Env):
 
 def test_a_rollout_and_its_update_see_one_scale():
     env = gym.vector.SyncVectorEnv([GrowingCodesEnv for _ in range(2)])
-    model = RecurrentPPO(env, n_steps=16, batch_size=16, n_epochs=2, lstm_hidden_size=8)
+    model = RecurrentPPO(env, n_steps=16, batch_size=16, n_epochs=2, lstm_hidden_size=8,
+                         image_encoder="flatten")  # fmt: skip
     replays, peaks = [], []
     train = model.train
 
@@ -101,44 +108,61 @@ def test_checkpoints_from_before_the_range_keep_dividing_by_255():
 
 
 @pytest.mark.parametrize(
-    ("shape", "choice", "cnn"),
+    ("shape", "choice", "encoding"),
     [
-        ((8, 8, 3), "auto", False),  # VisualMatch's frames
-        ((3, 16, 16), "auto", False),  # at the limit, channels first
-        ((17, 16, 1), "auto", True),
-        ((64, 64, 3), "auto", True),
-        ((8, 8, 3), "cnn", True),
-        ((64, 64, 3), "flatten", False),
+        ((8, 8, 3), "auto", "embed"),  # VisualMatch's frames
+        ((3, 16, 16), "auto", "embed"),  # at the limit, channels first
+        ((17, 16, 1), "auto", "cnn"),
+        ((35, 64, 3), "auto", "cnn"),  # a side too short for NatureCNN's kernels
+        ((36, 36, 3), "auto", "nature"),
+        ((64, 64, 3), "auto", "nature"),
+        ((8, 8, 3), "cnn", "cnn"),
+        ((64, 64, 3), "flatten", "flatten"),
+        ((64, 64, 3), "onehot", "onehot"),
     ],
 )
-def test_small_grids_are_flattened_and_larger_ones_go_through_the_cnn(shape, choice, cnn):
-    """`image_encoder: auto` flattens grids of at most 16x16 cells; a flattened grid is its
-    values over each channel's range, one feature per value, and nothing learned in between."""
+def test_image_encoder_auto_reads_small_grids_as_codes_and_larger_ones_as_pictures(
+    shape, choice, encoding
+):
+    """`auto`: grids of at most 16x16 cells are codes (embedded), larger ones go through a CNN:
+    `nature`'s strided kernels from 36x36 on, the 3x3 `cnn` between."""
+    assert image_encoding(shape, choice) == encoding
     enc = make_encoder(spaces.Box(0, 255, shape, np.uint8), choice)
-    assert isinstance(enc, ImageEncoder)
-    assert any(isinstance(m, torch.nn.Conv2d) for m in enc.modules()) == cnn
-    if cnn:
+    if encoding in ("embed", "onehot"):
+        assert isinstance(enc, CodeGridEncoder) and enc.kind == encoding
         return
-    channels_last = shape[-1] == 3  # the flattened cases: (8, 8, 3), (3, 16, 16), (64, 64, 3)
-    batch = codes((5, *shape), [10, 5, 0], channels_last)
-    enc.update_range(batch)
-    assert enc.output_size == int(np.prod(shape))
-    raw = batch.float().permute(0, 3, 1, 2) if channels_last else batch.float()
-    expected = (raw / enc.peak.clamp(min=1.0)[:, None, None]).flatten(1)
-    assert torch.equal(enc(batch), expected)
+    assert isinstance(enc, ImageEncoder)
+    kernels = [m.kernel_size for m in enc.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert (
+        kernels
+        == {"cnn": [(3, 3)] * 3, "nature": [(8, 8), (4, 4), (3, 3)], "flatten": []}[encoding]
+    )
+
+
+def test_a_flattened_grid_is_its_values_over_each_channels_range():
+    """Nothing learned in between: one feature per value, channel by channel."""
+    for shape, channels_last in (((8, 8, 3), True), ((3, 16, 16), False)):
+        enc = make_encoder(spaces.Box(0, 255, shape, np.uint8), "flatten")
+        batch = codes((5, *shape), [10, 5, 0], channels_last)
+        enc.update_range(batch)
+        assert enc.output_size == int(np.prod(shape))
+        raw = batch.float().permute(0, 3, 1, 2) if channels_last else batch.float()
+        expected = (raw / enc.peak.clamp(min=1.0)[:, None, None]).flatten(1)
+        assert torch.equal(enc(batch), expected)
 
 
 def test_a_dict_passes_the_image_encoder_choice_to_its_parts():
     space = spaces.Dict(
         {"image": spaces.Box(0, 255, (7, 7, 3), np.uint8), "direction": spaces.Discrete(4)}
     )
-    assert make_encoder(space, "auto").output_size == 7 * 7 * 3 + 4
+    assert make_encoder(space, "auto").output_size == 7 * 7 * 8 + 4
+    assert make_encoder(space, "flatten").output_size == 7 * 7 * 3 + 4
     assert make_encoder(space, "cnn").output_size == 256 + 4
 
 
 def test_checkpoints_from_before_the_choice_load_with_their_cnn(tmp_path):
     """A checkpoint whose config has no `image_encoder` (saved before it existed, when every
-    image went through the CNN) loads with the CNN, where `auto` would flatten VisualMatch."""
+    image went through the CNN) loads with the CNN, where `auto` would embed VisualMatch."""
     model = RecurrentPPO("Memory/VisualMatch-v0", n_envs=2, n_steps=8, batch_size=16,
                          image_encoder="cnn", device="cpu")  # fmt: skip
     model.save(tmp_path / "model.pt")
@@ -151,9 +175,9 @@ def test_checkpoints_from_before_the_choice_load_with_their_cnn(tmp_path):
     assert old.config.image_encoder == "cnn"
     for key, value in model.policy.state_dict().items():
         assert torch.equal(old.policy.state_dict()[key], value)
-    assert (
-        RecurrentPPO("Memory/VisualMatch-v0", n_envs=2, device="cpu").policy.encoder.output_size
-        == 192
+    assert isinstance(
+        RecurrentPPO("Memory/VisualMatch-v0", n_envs=2, device="cpu").policy.encoder,
+        CodeGridEncoder,
     )
 
 

@@ -245,3 +245,13 @@ def test_memory_figure_has_integer_steps_and_says_what_it_shows(shapes):
 def test_observation_names_name_each_component_of_the_flat_observation(obs):
     names = _observation_names(obs)
     assert len(names) == len(set(names)) == _flat_observation(obs).size
+
+
+def test_a_trace_plays_the_env_with_the_wrappers_the_model_trained_with(tmp_path):
+    """A model trained on a wrapped env (here two frames stacked) is traced on that env, as
+    `--log-memory` and `evaluate.py --plot-memory` record it."""
+    wrappers = [{"gymnasium.wrappers:FrameStackObservation": {"stack_size": 2}}]
+    model = RecurrentPPO("Memory/TMaze-v0", env_kwargs={"length": 5}, wrappers=wrappers,
+                         n_envs=2, n_steps=8, batch_size=16, lstm_hidden_size=8)  # fmt: skip
+    trace = trace_episode(model, "Memory/TMaze-v0", {"length": 5}, seed=0, wrappers=wrappers)
+    assert trace.observations.shape[1] == 4  # TMaze's two, twice

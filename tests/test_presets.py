@@ -31,6 +31,8 @@ def test_every_task_of_the_suite_has_a_preset_with_a_goal():
 MEASURED_WITH = {
     "bandit": {"ent_coef": 0.01},
     "taxi-destination": {"ent_coef": 0.01, "forget_bias_init": "half-chrono"},
+    "minigrid-memory-s7": {"ent_coef": 0.01, "forget_bias_init": "half-chrono"},
+    "minigrid-memory-s9": {"ent_coef": 0.01, "forget_bias_init": "half-chrono"},
 }
 """What a preset was measured with, where not chrono and no entropy bonus."""
 

@@ -25,6 +25,12 @@ from gymnasium import spaces
 
 from agent.config import PPOConfig
 from agent.environment.spaces_json import space_from_dict, space_to_dict
+from agent.networks.encoders import (
+    AUTO_VERSION,
+    SMALL_IMAGE_CELLS,
+    grid_layout,
+    is_image_space,
+)
 
 FORMAT = "memory-ppo"
 FORMAT_VERSION = 1
@@ -136,6 +142,7 @@ def metadata(
         "observation_space": json.dumps(space_to_dict(observation_space)),
         "action_space": json.dumps(space_to_dict(action_space)),
         "extra": json.dumps(extra or {}),
+        "image_encoder_auto": str(AUTO_VERSION),
     }
 
 
@@ -145,15 +152,49 @@ def read_metadata(payload: dict[str, Any], path: str | Path) -> Metadata:
         saved = json.loads(payload["config"])
         # Checkpoints from before `image_encoder` existed ran every image through the CNN.
         saved.setdefault("image_encoder", "cnn")
-        return Metadata(
+        observation_space = space_from_dict(json.loads(payload["observation_space"]))
+        # Before `image_encoder_auto` was recorded, `auto` meant its version 1.
+        was = int(payload.get("image_encoder_auto", "1"))
+        if saved["image_encoder"] == "auto" and was != AUTO_VERSION:
+            saved["image_encoder"] = auto_as_it_was(observation_space, path)
+        meta = Metadata(
             config=PPOConfig.from_dict(saved),
             env_spec=json.loads(payload["env_spec"]),
-            observation_space=space_from_dict(json.loads(payload["observation_space"])),
+            observation_space=observation_space,
             action_space=space_from_dict(json.loads(payload["action_space"])),
             extra=json.loads(payload.get("extra", "{}")),
         )
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: malformed checkpoint metadata ({e})") from None
+    return meta
+
+
+def auto_as_it_was(space: spaces.Space, path: str | Path) -> str:
+    """The `image_encoder` that builds what `auto` built in its version 1, which flattened
+    grids of at most `SMALL_IMAGE_CELLS` cells and sent the others through `cnn`: the one of
+    those `space` holds (`auto` if none). `CheckpointError` if it holds both, which no single
+    value builds now."""
+    cells = [
+        h * w
+        for s in flat_spaces(space)
+        if is_image_space(s)
+        for _, (_, h, w) in [grid_layout(s.shape)]
+    ]
+    kinds = {"flatten" if n <= SMALL_IMAGE_CELLS else "cnn" for n in cells}
+    if len(kinds) > 1:
+        raise CheckpointError(
+            f"{path}: written when image_encoder auto flattened small grids and sent the others "
+            "through its CNN; with both sizes it cannot be rebuilt now"
+        )
+    return kinds.pop() if kinds else "auto"
+
+
+def flat_spaces(space: spaces.Space) -> list[spaces.Space]:
+    """`space`'s leaves: the parts of Dict and Tuple spaces, recursively."""
+    if isinstance(space, spaces.Dict | spaces.Tuple):
+        parts = space.spaces.values() if isinstance(space, spaces.Dict) else space.spaces
+        return [leaf for part in parts for leaf in flat_spaces(part)]
+    return [space]
 
 
 def with_image_ranges(

@@ -13,12 +13,15 @@ import importlib
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.wrappers import FilterObservation
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 import envs as _memory_envs  # noqa: F401  (registers the Memory/ suite)
@@ -38,19 +41,79 @@ _MODES = {"native": "vector_entry_point", "sync": "sync", "async": "async"}
 """`vec_env` values and Gymnasium's names for them."""
 
 
+ID_PACKAGES = {"MiniGrid-": ("minigrid", "minigrid"), "BabyAI-": ("minigrid", "minigrid")}
+"""Env id prefixes whose package registers them on import: (module, our extra that installs it).
+Such an id works without the `module:` prefix Gymnasium otherwise needs."""
+
+
+def qualified_env_id(env_id: str) -> str:
+    """`env_id` with the `module:` prefix of `ID_PACKAGES` when it has none and is such an id
+    (`MiniGrid-MemoryS7-v0` -> `minigrid:MiniGrid-MemoryS7-v0`): worker processes that start
+    afresh import the package too."""
+    if ":" in env_id or env_id in gym.registry:
+        return env_id
+    for prefix, (module, _) in ID_PACKAGES.items():
+        if env_id.startswith(prefix):
+            return f"{module}:{env_id}"
+    return env_id
+
+
 def check_env_id(env_id: str) -> None:
     """Raise `EnvError` (suggesting close registered ids) when `env_id` is not registered."""
-    module, _, name = env_id.rpartition(":")
+    module, _, name = qualified_env_id(env_id).rpartition(":")
     if module:
         try:
             importlib.import_module(module)
         except ImportError as e:
-            raise EnvError(f"cannot import module {module!r} of env {env_id!r}: {e}") from None
+            extra = next((x for m, x in ID_PACKAGES.values() if m == module), None)
+            hint = f' (pip install -e ".[{extra}]")' if extra and e.name == module else ""
+            raise EnvError(
+                f"cannot import module {module!r} of env {env_id!r}: {e}{hint}"
+            ) from None
     if name in gym.registry:
         return
     close = difflib.get_close_matches(name, list(gym.registry), n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise EnvError(f"unknown environment id {name!r}{hint}")
+
+
+READABLE_SPACES = (
+    spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict,
+    spaces.Tuple,
+)  # fmt: skip
+"""Observation spaces the agent has an encoder for (agent.networks.encoders)."""
+
+
+_DROPPED: set[str] = set()
+
+
+def drop_unreadable_parts(env: gym.Env) -> gym.Env:
+    """`env`, with the parts of a Dict observation that the agent cannot encode (a `Text` space,
+    MiniGrid's mission string) filtered out by Gymnasium's `FilterObservation`, with a warning;
+    unchanged when there are none, or nothing else."""
+    space = env.observation_space
+    if not isinstance(space, spaces.Dict):
+        return env
+    kept = [k for k, s in space.spaces.items() if isinstance(s, READABLE_SPACES)]
+    if not kept or len(kept) == len(space.spaces):
+        return env
+    dropped = ", ".join(
+        f"{k!r} ({type(s).__name__})" for k, s in space.spaces.items() if k not in kept
+    )
+    if dropped not in _DROPPED:  # said once per process, not once per copy
+        _DROPPED.add(dropped)
+        warnings.warn(
+            f"observation part(s) {dropped} left out: the agent has no encoder for text "
+            "(a memory task's text is its fixed mission; wrap the env to encode it as numbers)",
+            stacklevel=2,
+        )
+    return FilterObservation(env, kept)
+
+
+def copy_wrappers(wrapper_fns: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
+    """What wraps each copy of an env (innermost first): the user's wrappers, then
+    `drop_unreadable_parts`."""
+    return [*wrapper_fns, drop_unreadable_parts]
 
 
 def make_vec_env(
@@ -70,8 +133,10 @@ def make_vec_env(
     if vec_env not in VEC_ENVS:
         raise EnvError(f"vec_env must be one of {', '.join(VEC_ENVS)}, got {vec_env!r}")
     check_env_id(env_id)
+    env_id = qualified_env_id(env_id)
     kwargs = dict(env_kwargs or {})
     wrapper_fns = load_wrappers(wrappers)
+    per_env = copy_wrappers(wrapper_fns)
     spec = gym.spec(env_id.rpartition(":")[2])
     if vec_env == "native" and not spec.vector_entry_point:
         raise EnvError(
@@ -85,7 +150,7 @@ def make_vec_env(
         mode = vec_env
         if mode == "auto":
             mode = auto_vec_env(
-                spec, n_envs, wrapper_fns, lambda: make_single_env(env_id, kwargs, wrapper_fns)
+                spec, n_envs, wrapper_fns, lambda: make_single_env(env_id, kwargs, per_env)
             )
         if mode == "native":
             env = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode=_MODES[mode], **kwargs)
@@ -96,7 +161,7 @@ def make_vec_env(
                 env_id,
                 num_envs=n_envs,
                 vectorization_mode=_MODES[mode],
-                wrappers=wrapper_fns,
+                wrappers=per_env,
                 **kwargs,
             )
     except EnvError:  # a wrapper that failed, named by `load_wrappers`

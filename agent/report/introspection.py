@@ -10,14 +10,16 @@ it as an image for TensorBoard. Drawing needs matplotlib, imported only when dra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
+from agent.environment.vec_env import check_env_id, copy_wrappers, make_single_env
+from agent.environment.wrappers import load_wrappers
 from agent.networks.observations import tree_map
 from agent.networks.peephole import PeepholeLSTM
 from agent.report.figures import check_figure_path
@@ -87,16 +89,19 @@ def trace_episode(
     seed: int = 0,
     deterministic: bool = True,
     max_steps: int = 100_000,
+    wrappers: Sequence[Any] = (),
 ) -> MemoryTrace:
-    """Play one episode of `env_id` with `model` (a `RecurrentPPO` with an LSTM or peephole
-    core) and record its actor's memory. Raises ValueError for other cores."""
+    """Play one episode of `env_id` (with `wrappers`, as the model was trained) with `model` (a
+    `RecurrentPPO` with an LSTM or peephole core) and record its actor's memory. Raises
+    ValueError for other cores."""
     core = model.policy.core
     if not has_lstm_core(model):
         raise ValueError(
             f"memory introspection needs an LSTM core, this model has {core.rnn_type!r}"
         )
     rnn, H = core.rnns[0], core.hidden_size
-    env = gym.make(env_id, **(env_kwargs or {}))
+    check_env_id(env_id)
+    env = make_single_env(env_id, dict(env_kwargs or {}), copy_wrappers(load_wrappers(wrappers)))
     obs, _ = env.reset(seed=seed)
     state, start = None, np.ones(1, dtype=bool)
     rows: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "i", "f", "o", "c", "a", "r")}

@@ -231,7 +231,9 @@ class TrainingCallback:
         if writer is None or not has_lstm_core(model):
             return
         spec = model.env_spec
-        trace = trace_episode(model, spec["id"], spec["kwargs"], seed=self.eval_seed)
+        trace = trace_episode(
+            model, spec["id"], spec["kwargs"], seed=self.eval_seed, wrappers=spec["wrappers"]
+        )
         step = model.num_timesteps
         for name, values in (
             ("input_gate", trace.input_gate),

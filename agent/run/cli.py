@@ -25,6 +25,7 @@ import sys
 import textwrap
 import types
 import typing
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -64,14 +65,21 @@ def one_line(error: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(error).__name__
 
 
+def one_line_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> str:
+    """How the scripts show a warning: `warning: MESSAGE`, without the file and source line."""
+    return f"warning: {message}\n"
+
+
 def run_script(main: typing.Callable[[], int]) -> typing.NoReturn:
     """The `__main__` of the scripts: exit with `main()`'s code; a Ctrl-C that reaches here
-    (outside training, which handles its own) exits 130 with one line.
+    (outside training, which handles its own) exits 130 with one line. Warnings print as one
+    line each.
 
     Before exiting, every live object is moved out of the garbage collector's reach
     (`gc.freeze`): the collections Python runs while it tears down its modules took 1.5-2 s
     of `tune.py`'s exit once Ray and torch were loaded (0.3 s of `train.py`'s), for memory the
     operating system frees anyway. Files and writers are closed by the scripts before this."""
+    warnings.formatwarning = one_line_warning
     try:
         code = main()
     except KeyboardInterrupt:

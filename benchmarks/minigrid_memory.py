@@ -1,0 +1,248 @@
+"""MiniGrid's Memory tasks (issue 27): which encoding of the 7x7x3 object codes learns.
+
+    python benchmarks/minigrid_memory.py --out runs/minigrid                   # all, resumable
+    python benchmarks/minigrid_memory.py --out runs/minigrid --experiment encoders
+    python benchmarks/minigrid_memory.py --out results/minigrid --table --plot FILE.png
+    python benchmarks/minigrid_memory.py --quick --out /tmp/minigrid_quick      # the pipeline
+
+Needs the `minigrid` extra (`pip install -e ".[minigrid]"`). Each run is `train.py --env ID
+--wrapper minigrid.wrappers:ImgObsWrapper` (the 7x7x3 uint8 codes, as MiniGrid's users give
+them) at the defaults, with its variant's flags:
+
+- `encoders`: MemoryS7 with each encoding of the codes (`--image-encoder flatten`: each channel
+  divided by its largest value, the codes as intensities; `onehot`; `embed`), 2 seeds;
+- `encoders-pixels`: `flatten` and `embed` on our VisualMatch (8x8 RGB frames: a small grid
+  of pixels, which `auto` reads as codes too), 3 seeds.
+
+The goals at the defaults (5 seeds each, on Ray Tune) are presets: `python benchmarks/presets.py
+--presets minigrid-memory-s7 minigrid-memory-s9`.
+
+Each (task, variant, seed) job runs in a fresh one-thread subprocess and appends one line to
+OUT/results.jsonl (benchmarks/jobs.py; a job whose line is there is skipped): the learning curve
+(mean return of the last 100 training episodes after each update, against steps and training
+seconds), the return at the budget and the steps and seconds at which the curve first reaches
+the goal. MiniGrid's reward is 1 - 0.9 * steps / max_steps on success, 0 otherwise: a policy that
+guesses between the two objects scores about 0.45, one that remembers about 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import jobs  # noqa: E402
+
+CODES = "minigrid.wrappers:ImgObsWrapper"
+"""The wrapper that leaves MiniGrid's 7x7x3 codes, the image part of its Dict observation."""
+QUICK_BUDGET = 4096
+
+
+@dataclass(frozen=True)
+class Task:
+    env_id: str
+    goal: float
+    """The mean training return (last 100 episodes) that counts as solved."""
+    wrappers: tuple[str, ...] = (CODES,)
+    """`--wrapper` values, each `module:Callable [K=V ...]`."""
+    env_kwargs: tuple[str, ...] = ()
+    """`--env-kwargs` values, `K=V`."""
+
+
+class TurnsAndForward(gym.ActionWrapper):
+    """MiniGrid with its first three actions only (turn left, turn right, forward), all a Memory
+    task needs, as MarcoMeter/recurrent-ppo-truncated-bptt trains it."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.action_space = gym.spaces.Discrete(3)
+
+    def action(self, action: Any) -> Any:
+        return action  # MiniGrid's 0, 1, 2: left, right, forward
+
+
+TASKS = {
+    "MemoryS7": Task("minigrid:MiniGrid-MemoryS7-v0", goal=0.9),
+    # Our 8x8 RGB frames of a colour to remember (envs/visual_match.py): a small uint8 grid of
+    # pixels, not codes, which `image_encoder: auto` encodes as it encodes MiniGrid's.
+    "VisualMatch": Task("Memory/VisualMatch-v0", goal=0.95, wrappers=()),
+    # MarcoMeter's harder observation of MemoryS9: a 3x3 view as 84x84 RGB, three actions (their
+    # runs also drew each episode's layout from 99 seeds; ours are unrestricted).
+    "MemoryS9-rgb3x3": Task(
+        "minigrid:MiniGrid-MemoryS9-v0",
+        goal=0.9,
+        env_kwargs=("agent_view_size=3",),
+        wrappers=(
+            "minigrid.wrappers:RGBImgPartialObsWrapper tile_size=28",
+            CODES,
+            "benchmarks.minigrid_memory:TurnsAndForward",
+        ),
+    ),
+}
+VARIANTS: dict[str, list[str]] = {
+    "defaults": [],
+    "flatten": ["--image-encoder", "flatten"],
+    "onehot": ["--image-encoder", "onehot"],
+    "embed": ["--image-encoder", "embed"],
+}
+"""A variant's flags over the defaults."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    tasks: tuple[str, ...]
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    budget: int
+
+
+EXPERIMENTS = {
+    "encoders": Experiment(("MemoryS7",), ("flatten", "onehot", "embed"), (0, 1), 400_000),
+    "encoders-pixels": Experiment(("VisualMatch",), ("flatten", "embed"), (0, 1, 2), 150_000),
+}
+
+
+class Job(NamedTuple):
+    task: str
+    variant: str
+    seed: int
+    budget: int
+
+
+def job_key(line: dict[str, Any]) -> tuple[str, str, int, int]:
+    """What makes a job the same job: a results line or a `Job._asdict()`."""
+    return (line["task"], line["variant"], line["seed"], line["budget"])
+
+
+def flags(job: Job) -> list[str]:
+    """The `train.py` flags of a job."""
+    task = TASKS[job.task]
+    out = ["--env", task.env_id, "--seed", str(job.seed), "--device", "cpu"]
+    if task.env_kwargs:
+        out += ["--env-kwargs", *task.env_kwargs]
+    for wrapper in task.wrappers:
+        out += ["--wrapper", *wrapper.split()]
+    return [*out, "--total-timesteps", str(job.budget), *VARIANTS[job.variant]]
+
+
+def worker(job: Job) -> dict[str, Any]:
+    """Train one job in this process; its results line."""
+    import torch
+
+    torch.set_num_threads(1)
+    steps, wall, curve = jobs.train_flags(flags(job), job.budget)
+    return jobs.goal_line(job, steps, wall, curve, TASKS[job.task].goal)
+
+
+def describe(job: Job, line: dict[str, Any]) -> str:
+    """The line printed as a job ends."""
+    return jobs.describe_goal_run(f"{job.task} {job.variant} seed {job.seed}", line)
+
+
+def plan(args: argparse.Namespace) -> list[Job]:
+    """The jobs of the experiments asked for, seed by seed."""
+    todo = []
+    for name in args.experiment:
+        exp = EXPERIMENTS[name]
+        seeds = (0,) if args.quick else exp.seeds
+        budget = QUICK_BUDGET if args.quick else exp.budget
+        todo += [Job(t, v, s, budget) for t in exp.tasks for v in exp.variants for s in seeds]
+    return sorted(dict.fromkeys(todo), key=lambda job: job.seed)
+
+
+# ---------------------------------------------------------------------------------- report ---
+def table(results: list[dict[str, Any]]) -> str:
+    """Per task, variant and budget: the return at the budget per seed and their mean, the
+    seeds at the goal, the median steps and seconds to it over those, and the speed."""
+    rows = [
+        "| task (budget, goal) | variant | return at the budget: seeds (mean) | seeds at the goal "
+        "| steps to the goal, median | seconds to it, median | steps/s, median |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    groups = sorted({(x["task"], x["budget"], x["variant"]) for x in results})
+    for task, budget, variant in groups:
+        runs = [
+            x for x in results if (x["task"], x["budget"], x["variant"]) == (task, budget, variant)
+        ]
+        runs.sort(key=lambda x: x["seed"])
+        returns = [x["final_return"] for x in runs if x["final_return"] is not None]
+        cell = " / ".join(f"{r:.3g}" for r in returns) + (
+            f" ({np.mean(returns):.3g})" if returns else ""
+        )
+        reached = [x for x in runs if x["goal_steps"] is not None]
+        steps = jobs.kilo(statistics.median(x["goal_steps"] for x in reached)) if reached else "-"
+        wall = f"{statistics.median(x['goal_wall'] for x in reached):.0f}" if reached else "-"
+        sps = statistics.median(x["steps"] / x["wall"] for x in runs)
+        rows.append(
+            f"| {task} ({jobs.kilo(budget)}, {runs[0]['goal']:g}) | {variant} | {cell} | "
+            f"{len(reached)}/{len(runs)} | {steps} | {wall} | {sps:,.0f} |"
+        )
+    return "\n".join(rows)
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Per task, each variant's training return against steps and against training seconds
+    (one line per seed), the goal dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from agent.report.figures import save_figure, style_panel
+
+    names = [n for n in TASKS if any(x["task"] == n for x in results)]
+    variants = [v for v in VARIANTS if any(x["variant"] == v for x in results)]
+    figure, axes = plt.subplots(len(names), 2, figsize=(10, 3.4 * len(names)), squeeze=False)
+    for (by_steps, by_time), name in zip(axes, names, strict=True):
+        for i, variant in enumerate(variants):
+            runs = [x for x in results if x["task"] == name and x["variant"] == variant]
+            for j, run in enumerate(runs):
+                points = [p for p in run["curve"] if p[2] is not None]
+                if not points:
+                    continue
+                steps, seconds, returns = zip(*points, strict=True)
+                label = variant if j == 0 else None
+                by_steps.plot(steps, returns, color=f"C{i}", linewidth=0.9, label=label)
+                by_time.plot(seconds, returns, color=f"C{i}", linewidth=0.9)
+        for panel in (by_steps, by_time):
+            panel.axhline(TASKS[name].goal, color="k", linestyle=":", linewidth=0.8)
+        style_panel(by_steps, name, "environment steps", "training return (last 100)")
+        style_panel(by_time, name, "training seconds", "training return (last 100)")
+        by_steps.legend(fontsize=7)
+    save_figure(figure, path)
+    print(f"figure: {path}")
+
+
+# ------------------------------------------------------------------------------------ main ---
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "minigrid",
+                        help="folder of results.jsonl (the committed copy: results/minigrid)")  # fmt: skip
+    parser.add_argument("--experiment", nargs="+", choices=list(EXPERIMENTS),
+                        default=list(EXPERIMENTS))  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="jobs at a time (more than 1 slows each: timings under load)")  # fmt: skip
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_BUDGET} steps a job, seed 0: a smoke test")  # fmt: skip
+    jobs.add_report_flags(parser)
+    args = parser.parse_args(argv)
+    if args.worker:
+        jobs.print_result(worker(Job(**json.loads(args.worker))))
+        return 0
+    return jobs.run_and_report(
+        Path(__file__), args, lambda: plan(args), job_key, describe, table, plot
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
