@@ -24,7 +24,13 @@ from agent.environment.vec_env import (
     drop_unreadable_parts,
     qualified_env_id,
 )
-from agent.networks.encoders import DEDUPLICATE_FROM, CodeGridEncoder, distinct, make_encoder
+from agent.networks.encoders import (
+    DEDUPLICATE_FROM,
+    CodeGridEncoder,
+    RowSums,
+    distinct,
+    make_encoder,
+)
 
 
 def grids(shape, seed=0, high=11):
@@ -227,3 +233,15 @@ def test_views_that_all_differ_take_one_pass_over_the_batch():
     enc.encode = (lambda encode: lambda g: passes.append(len(g)) or encode(g))(enc.encode)
     enc(grids((DEDUPLICATE_FROM, *shape), seed=4, high=256))
     assert passes == [DEDUPLICATE_FROM]
+
+
+def test_row_sums_are_embedding_sums_in_values_and_gradients():
+    table = torch.randn(40, 6, requires_grad=True)
+    rows = torch.randint(0, 40, (50, 3))
+    grad = torch.randn(50, 6)
+    ours = RowSums.apply(table, rows)
+    (ours_grad,) = torch.autograd.grad(ours, table, grad)
+    reference = torch.nn.functional.embedding(rows, table).sum(dim=1)
+    (reference_grad,) = torch.autograd.grad(reference, table, grad)
+    torch.testing.assert_close(ours, reference)
+    torch.testing.assert_close(ours_grad, reference_grad)
