@@ -42,6 +42,18 @@ class CurveRecorder:
             self.points.append(point)
 
 
+WINDOW = 100
+"""A curve point's return is the mean of the last `WINDOW` training episodes, and has none until
+that many have ended: before, the episodes that ended are the short ones (on Taxi, within a
+first rollout of 128 steps a copy, only deliveries end; on MiniGrid, the quick successes), and
+their mean flatters."""
+
+
+def full_window(returns: Any) -> Any:
+    """`returns` when they are `WINDOW` episodes, else none."""
+    return returns if len(returns) >= WINDOW else []
+
+
 def train_flags(
     flags: list[str], budget: int, window: Callable[[Any], Any] = lambda r: r
 ) -> tuple[int, float, Curve]:

@@ -56,15 +56,6 @@ OUR_NETWORK = {"lstm_hidden_size": 128, "net_arch": [64]}
 NO_COUNTERPART = ("forget_bias_init",)
 """Preset settings sb3-contrib has no counterpart for: its agents keep their default."""
 QUICK_BUDGET = 2048
-WINDOW = 100
-"""A curve point's return is the mean of the last `WINDOW` training episodes, and has none until
-that many have ended: before, the episodes that ended are the short ones (on Taxi, within a
-first rollout of 128 steps a copy, only deliveries end), and their mean flatters."""
-
-
-def full_window(returns: Any) -> Any:
-    """`returns` when they are `WINDOW` episodes, else none."""
-    return returns if len(returns) >= WINDOW else []
 
 
 @dataclass(frozen=True)
@@ -119,7 +110,7 @@ def train_ours(task: Task, job: Job) -> tuple[int, float, jobs.Curve, dict[str, 
     flags += ["--total-timesteps", str(job.budget)]
     if job.agent == "ours-unmasked":
         flags += ["--wrapper", HIDE]
-    return (*jobs.train_flags(flags, job.budget, full_window), {})
+    return (*jobs.train_flags(flags, job.budget, jobs.full_window), {})
 
 
 # ---------------------------------------------------------------------------- sb3-contrib ---
@@ -183,7 +174,7 @@ def train_sb3(task: Task, job: Job) -> tuple[int, float, jobs.Curve, dict[str, A
     curve = jobs.CurveRecorder(job.budget)
 
     def record(update: sb3_peer.Update) -> None:
-        curve.add(update.steps, update.seconds, full_window(update.returns))
+        curve.add(update.steps, update.seconds, jobs.full_window(update.returns))
 
     start = time.perf_counter()
     model.learn(job.budget, callback=sb3_peer.each_update(record))

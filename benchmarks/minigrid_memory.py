@@ -19,8 +19,8 @@ The goals at the defaults (5 seeds each, on Ray Tune) are presets: `python bench
 
 Each (task, variant, seed) job runs in a fresh one-thread subprocess and appends one line to
 OUT/results.jsonl (benchmarks/jobs.py; a job whose line is there is skipped): the learning curve
-(mean return of the last 100 training episodes after each update, against steps and training
-seconds), the return at the budget and the steps and seconds at which the curve first reaches
+(mean return of the last 100 training episodes after each update, once 100 have ended, against
+steps and training seconds), the return at the budget and the steps and seconds at which the curve first reaches
 the goal. MiniGrid's reward is 1 - 0.9 * steps / max_steps on success, 0 otherwise: a policy that
 guesses between the two objects scores about 0.45, one that remembers about 0.95.
 """
@@ -140,7 +140,7 @@ def worker(job: Job) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    steps, wall, curve = jobs.train_flags(flags(job), job.budget)
+    steps, wall, curve = jobs.train_flags(flags(job), job.budget, jobs.full_window)
     return jobs.goal_line(job, steps, wall, curve, TASKS[job.task].goal)
 
 

@@ -105,5 +105,5 @@ def test_a_quick_run_writes_one_line_per_agent_once(tmp_path, capsys):
 
 def test_a_curve_point_waits_for_a_full_window_of_episodes():
     # Taxi's first rollout ends only the episodes that delivered: their mean flatters
-    assert masks.full_window([20.0] * 99) == []
-    assert masks.full_window([20.0] * 100) == [20.0] * 100
+    assert jobs.full_window([20.0] * 99) == []
+    assert jobs.full_window([20.0] * 100) == [20.0] * 100
