@@ -179,9 +179,10 @@ def test_an_env_with_a_text_part_trains():
 # ------------------------------------------------------------------- packages' env ids ---
 
 
-def test_minigrid_ids_need_no_module_prefix():
+def test_minigrid_and_popgym_ids_need_no_module_prefix():
     assert qualified_env_id("MiniGrid-NoSuchTask-v0") == "minigrid:MiniGrid-NoSuchTask-v0"
     assert qualified_env_id("BabyAI-NoSuchTask-v0") == "minigrid:BabyAI-NoSuchTask-v0"
+    assert qualified_env_id("popgym-NoSuchTask-v0") == "popgym:popgym-NoSuchTask-v0"
     assert qualified_env_id("CartPole-v1") == "CartPole-v1"
     assert qualified_env_id("other:MiniGrid-X-v0") == "other:MiniGrid-X-v0"
 

@@ -41,7 +41,11 @@ _MODES = {"native": "vector_entry_point", "sync": "sync", "async": "async"}
 """`vec_env` values and Gymnasium's names for them."""
 
 
-ID_PACKAGES = {"MiniGrid-": ("minigrid", "minigrid"), "BabyAI-": ("minigrid", "minigrid")}
+ID_PACKAGES = {
+    "MiniGrid-": ("minigrid", "minigrid"),
+    "BabyAI-": ("minigrid", "minigrid"),
+    "popgym-": ("popgym", "popgym"),
+}
 """Env id prefixes whose package registers them on import: (module, our extra that installs it).
 Such an id works without the `module:` prefix Gymnasium otherwise needs."""
 
