@@ -163,11 +163,13 @@ def plan(args: argparse.Namespace) -> list[Job]:
 # ---------------------------------------------------------------------------------- report ---
 def table(results: list[dict[str, Any]]) -> str:
     """Per task, variant and budget: the return at the budget per seed and their mean, the
-    seeds at the goal, the median steps and seconds to it over those, and the speed."""
+    seeds at the goal, the steps to it per seed and their median, how well it was held after
+    (`held`), the median seconds to it, and the speed."""
     rows = [
         "| task (budget, goal) | variant | return at the budget: seeds (mean) | seeds at the goal "
-        "| steps to the goal, median | seconds to it, median | steps/s, median |",
-        "|---|---|---|---|---|---|---|",
+        "| steps to the goal: seeds (median) | held after: updates at the goal (lowest return) "
+        "| seconds to it, median | steps/s, median |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     groups = sorted({(x["task"], x["budget"], x["variant"]) for x in results})
     for task, budget, variant in groups:
@@ -180,14 +182,30 @@ def table(results: list[dict[str, Any]]) -> str:
             f" ({np.mean(returns):.3g})" if returns else ""
         )
         reached = [x for x in runs if x["goal_steps"] is not None]
-        steps = jobs.kilo(statistics.median(x["goal_steps"] for x in reached)) if reached else "-"
+        steps = "-"
+        if reached:
+            each = " / ".join(
+                "-" if x["goal_steps"] is None else jobs.kilo(x["goal_steps"]) for x in runs
+            )
+            steps = f"{each} ({jobs.kilo(statistics.median(x['goal_steps'] for x in reached))})"
         wall = f"{statistics.median(x['goal_wall'] for x in reached):.0f}" if reached else "-"
         sps = statistics.median(x["steps"] / x["wall"] for x in runs)
+        kept = [held(x) for x in reached]
+        after = "-"
+        if kept:
+            after = f"{np.mean([k[0] for k in kept]):.0%} ({min(k[1] for k in kept):.2f})"
         rows.append(
             f"| {task} ({jobs.kilo(budget)}, {runs[0]['goal']:g}) | {variant} | {cell} | "
-            f"{len(reached)}/{len(runs)} | {steps} | {wall} | {sps:,.0f} |"
+            f"{len(reached)}/{len(runs)} | {steps} | {after} | {wall} | {sps:,.0f} |"
         )
     return "\n".join(rows)
+
+
+def held(line: dict[str, Any]) -> tuple[float, float]:
+    """Of a run that reached its goal, the curve from there on: the share of its updates at the
+    goal, and its lowest return (a run that keeps what it learnt: 100%, and the goal)."""
+    after = [p[2] for p in line["curve"] if p[2] is not None and p[0] >= line["goal_steps"]]
+    return sum(r >= line["goal"] for r in after) / len(after), min(after)
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
@@ -202,7 +220,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
     names = [n for n in TASKS if any(x["task"] == n for x in results)]
     variants = [v for v in VARIANTS if any(x["variant"] == v for x in results)]
-    figure, axes = plt.subplots(len(names), 2, figsize=(10, 3.4 * len(names)), squeeze=False)
+    figure, axes = plt.subplots(
+        len(names), 2, figsize=(10, 3.6 * len(names)), squeeze=False, layout="constrained"
+    )
     for (by_steps, by_time), name in zip(axes, names, strict=True):
         for i, variant in enumerate(variants):
             runs = [x for x in results if x["task"] == name and x["variant"] == variant]
