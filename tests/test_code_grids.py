@@ -246,3 +246,12 @@ def test_row_sums_are_embedding_sums_in_values_and_gradients():
     (reference_grad,) = torch.autograd.grad(reference, table, grad)
     torch.testing.assert_close(ours, reference)
     torch.testing.assert_close(ours_grad, reference_grad)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_distinct_on_cuda_finds_what_it_finds_on_the_cpu():
+    base = grids((5, 6, 6, 3), seed=2, high=256)
+    batch = base[torch.tensor([3, 0, 3, 1, 1, 4, 0, 3])]
+    first, index = distinct(batch.cuda())
+    assert torch.equal(batch.cuda()[first][index], batch.cuda())
+    assert len(first) == len(distinct(batch)[0])
