@@ -213,6 +213,48 @@ def run_and_report(
     return 1 if failed else 0
 
 
+def plot_goal_curves(
+    results: list[dict[str, Any]],
+    path: Path,
+    goals: dict[str, float],
+    field: str,
+    groups: list[str],
+) -> None:
+    """Per task of `goals` with results (a row each), each group's (the lines' `field`: agent,
+    variant) training return against steps and against training seconds, one line per seed,
+    the task's goal dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from agent.report.figures import save_figure, style_panel
+
+    names = [n for n in goals if any(x["task"] == n for x in results)]
+    shown = [g for g in groups if any(x[field] == g for x in results)]
+    figure, axes = plt.subplots(
+        len(names), 2, figsize=(10, 3.6 * len(names)), squeeze=False, layout="constrained"
+    )
+    for (by_steps, by_time), name in zip(axes, names, strict=True):
+        for i, group in enumerate(shown):
+            runs = [x for x in results if x["task"] == name and x[field] == group]
+            for j, run in enumerate(runs):
+                points = [p for p in run["curve"] if p[2] is not None]
+                if not points:
+                    continue
+                steps, seconds, returns = zip(*points, strict=True)
+                label = group if j == 0 else None
+                by_steps.plot(steps, returns, color=f"C{i}", linewidth=0.9, label=label)
+                by_time.plot(seconds, returns, color=f"C{i}", linewidth=0.9)
+        for panel in (by_steps, by_time):
+            panel.axhline(goals[name], color="k", linestyle=":", linewidth=0.8)
+        style_panel(by_steps, name, "environment steps", "training return (last 100)")
+        style_panel(by_time, name, "training seconds", "training return (last 100)")
+        by_steps.legend(fontsize=7)
+    save_figure(figure, path)
+    print(f"figure: {path}")
+
+
 def add_report_flags(parser: argparse.ArgumentParser) -> None:
     """The flags every resumable benchmark takes: `--table`, `--plot FILE`, and the hidden
     `--worker JSON` that `run_job` runs a job with."""

@@ -259,35 +259,10 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
-    """Per task, the mean training return of each agent's seeds against steps and against
-    training seconds (each seed a thin line), the goal dotted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from agent.report.figures import save_figure, style_panel
-
-    names = [n for n in TASKS if any(x["task"] == n for x in results)]
-    figure, axes = plt.subplots(len(names), 2, figsize=(10, 3.4 * len(names)), squeeze=False)
-    for (by_steps, by_time), name in zip(axes, names, strict=True):
-        for agent, color in zip(AGENTS, ("C0", "C1", "C2", "C3"), strict=True):
-            runs = [x for x in results if x["task"] == name and x["agent"] == agent]
-            for i, run in enumerate(runs):
-                points = [p for p in run["curve"] if p[2] is not None]
-                if not points:
-                    continue
-                steps, seconds, returns = zip(*points, strict=True)
-                label = agent if i == 0 else None
-                by_steps.plot(steps, returns, color=color, linewidth=0.9, label=label)
-                by_time.plot(seconds, returns, color=color, linewidth=0.9)
-        for panel in (by_steps, by_time):
-            panel.axhline(TASKS[name].goal, color="k", linestyle=":", linewidth=0.8)
-        style_panel(by_steps, name, "environment steps", "training return (last 100)")
-        style_panel(by_time, name, "training seconds", "training return (last 100)")
-        by_steps.legend(fontsize=7)
-    save_figure(figure, path)
-    print(f"figure: {path}")
+    """Per task, each agent's training return against steps and against training seconds (one
+    line per seed), the goal dotted."""
+    goals = {name: task.goal for name, task in TASKS.items()}
+    jobs.plot_goal_curves(results, path, goals, "agent", list(AGENTS))
 
 
 # ------------------------------------------------------------------------------------ main ---

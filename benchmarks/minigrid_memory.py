@@ -211,36 +211,8 @@ def held(line: dict[str, Any]) -> tuple[float, float]:
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     """Per task, each variant's training return against steps and against training seconds
     (one line per seed), the goal dotted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from agent.report.figures import save_figure, style_panel
-
-    names = [n for n in TASKS if any(x["task"] == n for x in results)]
-    variants = [v for v in VARIANTS if any(x["variant"] == v for x in results)]
-    figure, axes = plt.subplots(
-        len(names), 2, figsize=(10, 3.6 * len(names)), squeeze=False, layout="constrained"
-    )
-    for (by_steps, by_time), name in zip(axes, names, strict=True):
-        for i, variant in enumerate(variants):
-            runs = [x for x in results if x["task"] == name and x["variant"] == variant]
-            for j, run in enumerate(runs):
-                points = [p for p in run["curve"] if p[2] is not None]
-                if not points:
-                    continue
-                steps, seconds, returns = zip(*points, strict=True)
-                label = variant if j == 0 else None
-                by_steps.plot(steps, returns, color=f"C{i}", linewidth=0.9, label=label)
-                by_time.plot(seconds, returns, color=f"C{i}", linewidth=0.9)
-        for panel in (by_steps, by_time):
-            panel.axhline(TASKS[name].goal, color="k", linestyle=":", linewidth=0.8)
-        style_panel(by_steps, name, "environment steps", "training return (last 100)")
-        style_panel(by_time, name, "training seconds", "training return (last 100)")
-        by_steps.legend(fontsize=7)
-    save_figure(figure, path)
-    print(f"figure: {path}")
+    goals = {name: task.goal for name, task in TASKS.items()}
+    jobs.plot_goal_curves(results, path, goals, "variant", list(VARIANTS))
 
 
 # ------------------------------------------------------------------------------------ main ---

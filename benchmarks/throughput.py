@@ -188,10 +188,9 @@ def run_sb3(task: dict[str, Any], steps: int, seed: int, overrides: dict[str, An
         from functools import partial
 
         from agent.environment.vec_env import check_env_id, copy_wrappers, make_single_env
-        from agent.environment.wrappers import load_wrappers
 
         check_env_id(env)
-        wrappers = copy_wrappers(load_wrappers(task["wrappers"]))
+        wrappers = copy_wrappers(task["wrappers"])
         env, env_kwargs = partial(make_single_env, env, env_kwargs, wrappers), None
     settings = sb3_peer.sb3_settings(ours)
     trained = sb3_peer.train(env, settings, seed=seed, steps=steps, env_kwargs=env_kwargs)

@@ -157,7 +157,7 @@ def read_metadata(payload: dict[str, Any], path: str | Path) -> Metadata:
         was = int(payload.get("image_encoder_auto", "1"))
         if saved["image_encoder"] == "auto" and was != AUTO_VERSION:
             saved["image_encoder"] = auto_as_it_was(observation_space, path)
-        meta = Metadata(
+        return Metadata(
             config=PPOConfig.from_dict(saved),
             env_spec=json.loads(payload["env_spec"]),
             observation_space=observation_space,
@@ -166,7 +166,6 @@ def read_metadata(payload: dict[str, Any], path: str | Path) -> Metadata:
         )
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: malformed checkpoint metadata ({e})") from None
-    return meta
 
 
 def auto_as_it_was(space: spaces.Space, path: str | Path) -> str:

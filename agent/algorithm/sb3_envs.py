@@ -34,7 +34,6 @@ from stable_baselines3.common.vec_env import (
 from agent.algorithm.normalization import ObsNormalizer, RewardNormalizer
 from agent.config import ConfigError
 from agent.environment.vec_env import EnvError, copy_wrappers, make_single_env
-from agent.environment.wrappers import load_wrappers
 
 STATS_KEY = "rollout_episode"
 """The info key of the statistics the agent records on an SB3 env, whose envs may already
@@ -191,7 +190,7 @@ def share_statistics(
 def evaluation_copy(env_id: str, env_kwargs: dict[str, Any], wrappers: Sequence[Any]) -> VecEnv:
     """A `DummyVecEnv` of one new copy of the env (its kwargs, its wrappers, SB3's `Monitor`),
     rendering `rgb_array` frames when the env offers them, as SB3 makes an env from its id."""
-    wrapper_fns = copy_wrappers(load_wrappers(wrappers))
+    wrapper_fns = copy_wrappers(wrappers)
     kwargs = dict(env_kwargs)
     spec = gym.spec(env_id.rpartition(":")[2])
     creator = spec.entry_point

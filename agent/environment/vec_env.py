@@ -114,10 +114,10 @@ def drop_unreadable_parts(env: gym.Env) -> gym.Env:
     return FilterObservation(env, kept)
 
 
-def copy_wrappers(wrapper_fns: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
-    """What wraps each copy of an env (innermost first): the user's wrappers, then
-    `drop_unreadable_parts`."""
-    return [*wrapper_fns, drop_unreadable_parts]
+def copy_wrappers(wrappers: Sequence[Any]) -> list[Callable[..., Any]]:
+    """What wraps each copy of an env (innermost first): the wrapper specs `wrappers`, loaded
+    (`load_wrappers`), then `drop_unreadable_parts`."""
+    return [*load_wrappers(wrappers), drop_unreadable_parts]
 
 
 def make_vec_env(
@@ -139,14 +139,13 @@ def make_vec_env(
     check_env_id(env_id)
     env_id = qualified_env_id(env_id)
     kwargs = dict(env_kwargs or {})
-    wrapper_fns = load_wrappers(wrappers)
-    per_env = copy_wrappers(wrapper_fns)
+    per_env = copy_wrappers(wrappers)
     spec = gym.spec(env_id.rpartition(":")[2])
     if vec_env == "native" and not spec.vector_entry_point:
         raise EnvError(
             f"{env_id!r} has no native vector env (vector_entry_point); use vec_env sync or async"
         )
-    if vec_env == "native" and wrapper_fns:
+    if vec_env == "native" and wrappers:
         raise EnvError(
             "a native vector env cannot apply per-env wrappers; use vec_env sync or async"
         )
@@ -154,7 +153,7 @@ def make_vec_env(
         mode = vec_env
         if mode == "auto":
             mode = auto_vec_env(
-                spec, n_envs, wrapper_fns, lambda: make_single_env(env_id, kwargs, per_env)
+                spec, n_envs, wrappers, lambda: make_single_env(env_id, kwargs, per_env)
             )
         if mode == "native":
             env = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode=_MODES[mode], **kwargs)
@@ -226,14 +225,14 @@ def seconds_per_step(env: gym.Env, max_steps: int = 50, budget_s: float = 0.1) -
 def auto_vec_env(
     spec: gym.envs.registration.EnvSpec,
     n_envs: int,
-    wrapper_fns: Sequence[Callable[..., Any]],
+    wrappers: Sequence[Any],
     make_env: Callable[[], gym.Env],
 ) -> str:
     """What `vec_env="auto"` means for this env: `native` when it has a native vector env and no
     wrappers are given (one numpy call for all copies beats both others); otherwise `async` when
     there is more than one copy and one copy made by `make_env` steps slower than
     `async_threshold` on this process's CPUs, else `sync`."""
-    if spec.vector_entry_point and not wrapper_fns:
+    if spec.vector_entry_point and not wrappers:
         return "native"
     cpus = usable_cpus()
     if n_envs < 2 or cpus < 2:

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from agent.environment.vec_env import check_env_id, copy_wrappers, make_single_env
-from agent.environment.wrappers import load_wrappers
 from agent.networks.observations import tree_map
 from agent.networks.peephole import PeepholeLSTM
 from agent.report.figures import check_figure_path
@@ -101,7 +100,7 @@ def trace_episode(
         )
     rnn, H = core.rnns[0], core.hidden_size
     check_env_id(env_id)
-    env = make_single_env(env_id, dict(env_kwargs or {}), copy_wrappers(load_wrappers(wrappers)))
+    env = make_single_env(env_id, dict(env_kwargs or {}), copy_wrappers(wrappers))
     obs, _ = env.reset(seed=seed)
     state, start = None, np.ones(1, dtype=bool)
     rows: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "i", "f", "o", "c", "a", "r")}

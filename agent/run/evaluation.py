@@ -19,7 +19,6 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from agent.environment.masks import MaskSource
 from agent.environment.vec_env import EnvError, check_env_id, copy_wrappers
-from agent.environment.wrappers import load_wrappers
 
 SUCCESS_KEYS = ("success", "is_success")
 """Info keys read on an episode's last step to decide whether it succeeded."""
@@ -69,7 +68,7 @@ def make_eval_env(
     an error, a `video_dir` that this call created is not left behind empty.
     """
     check_env_id(env_id)
-    wrapper_fns = copy_wrappers(load_wrappers(wrappers))
+    wrapper_fns = copy_wrappers(wrappers)
     kwargs = dict(env_kwargs or {})
     if video_dir is not None:
         kwargs["render_mode"] = "rgb_array"
