@@ -457,3 +457,14 @@ def test_scripts_exit_with_main_s_code_and_the_heap_frozen(outcome, code, monkey
     assert exit_info.value.code == code
     assert frozen == [True]
     assert ("interrupted" in capsys.readouterr().err) == (code == 130)
+
+
+def test_scripts_print_a_warning_as_one_line(monkeypatch):
+    """`run_script` shows warnings as `warning: MESSAGE`, without the file and source line
+    Python's default adds (MiniGrid's dropped mission text would print three lines a copy)."""
+    monkeypatch.setattr(cli.gc, "freeze", lambda: None)
+    monkeypatch.setattr(cli.warnings, "formatwarning", cli.warnings.formatwarning)
+    with pytest.raises(SystemExit):
+        cli.run_script(lambda: 0)
+    shown = cli.warnings.formatwarning("text left out", UserWarning, "/x/vec_env.py", 99)
+    assert shown == "warning: text left out\n"

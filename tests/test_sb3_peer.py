@@ -93,3 +93,27 @@ def test_a_record_after_every_update_and_an_evaluation_with_frozen_statistics():
     assert trained.env.obs_rms.count == seen  # evaluation does not move the statistics
     assert len(result.returns) == len(result.successes) == 6
     assert [r > 0 for r in result.returns] == [s == 1.0 for s in result.successes]
+
+
+def test_sb3_contrib_gets_the_cnn_policy_only_for_images_its_naturecnn_takes():
+    from gymnasium import spaces
+
+    def image(shape):
+        return spaces.Box(0, 255, shape, np.uint8)
+
+    assert sb3_peer.policy_for(image((84, 84, 3))) == "CnnLstmPolicy"
+    assert sb3_peer.policy_for(image((3, 36, 36))) == "CnnLstmPolicy"
+    assert sb3_peer.policy_for(image((35, 84, 3))) == "MlpLstmPolicy"  # a side too short
+    assert sb3_peer.policy_for(image((7, 7, 3))) == "MlpLstmPolicy"  # MiniGrid's codes
+    assert sb3_peer.policy_for(spaces.Dict({"image": image((84, 84, 3))})) == "MultiInputLstmPolicy"
+
+
+def test_the_image_tasks_run_both_sides_at_our_defaults():
+    """minigrid-codes and minigrid-rgb give sb3-contrib our defaults, not its own."""
+    from agent.config import PPOConfig
+
+    ours = throughput.hyperparameters(throughput.TASKS["minigrid-rgb"], {})
+    for key in ("n_envs", "n_steps", "batch_size", "n_epochs", "learning_rate", "ent_coef"):
+        assert ours[key] == getattr(PPOConfig(), key)
+    settings = sb3_peer.sb3_settings(ours)
+    assert settings["n_steps"] == 128 and settings["policy_kwargs"]["lstm_hidden_size"] == 128
