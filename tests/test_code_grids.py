@@ -236,10 +236,11 @@ def test_views_that_all_differ_take_one_pass_over_the_batch():
     assert passes == [DEDUPLICATE_FROM]
 
 
-def test_row_sums_are_embedding_sums_in_values_and_gradients():
-    table = torch.randn(40, 6, requires_grad=True)
+@pytest.mark.parametrize("width", [6, RowSums.NARROW + 1])  # added transposed, and as rows
+def test_row_sums_are_embedding_sums_in_values_and_gradients(width):
+    table = torch.randn(40, width, requires_grad=True)
     rows = torch.randint(0, 40, (50, 3))
-    grad = torch.randn(50, 6)
+    grad = torch.randn(50, width)
     ours = RowSums.apply(table, rows)
     (ours_grad,) = torch.autograd.grad(ours, table, grad)
     reference = torch.nn.functional.embedding(rows, table).sum(dim=1)
