@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -157,6 +158,29 @@ def run_missing(
     todo = [job for job in planned if key(job._asdict()) not in done]
     print(f"{len(todo)} jobs to run, results in {out / 'results.jsonl'}", flush=True)
     return run_jobs(script, todo, out, parallel, describe)
+
+
+def run_tune_experiment(folder: Path, args: list[str], walls: Path) -> None:
+    """Run `tune.py ARGS --run-dir FOLDER`, or resume it (`--resume FOLDER`) where it was
+    interrupted, unless it is complete; its output goes to `FOLDER.log`, its wall-clock seconds
+    are added to the JSON file `walls` under the folder's name. Exits if tune.py fails."""
+    from agent.tune.trial_table import experiment_complete
+
+    name = folder.name
+    if experiment_complete(folder):
+        print(f"{name}: done already ({folder})")
+        return
+    args = ["--resume", str(folder)] if folder.is_dir() else [*args, "--run-dir", str(folder)]
+    print(f"{name}: python tune.py {' '.join(args)}", flush=True)
+    start = time.perf_counter()
+    log_path = folder.with_name(f"{name}.log")
+    with log_path.open("a") as log:
+        code = subprocess.call([sys.executable, "tune.py", *args], cwd=ROOT, stdout=log, stderr=log)
+    seconds = json.loads(walls.read_text()) if walls.is_file() else {}
+    seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+    walls.write_text(json.dumps(seconds, indent=1))
+    if code != 0:
+        raise SystemExit(f"{name}: tune.py exited with {code}; see {log_path}")
 
 
 def kilo(steps: float) -> str:

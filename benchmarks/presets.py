@@ -28,19 +28,14 @@ import math
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.tune.trial_table import (  # noqa: E402
-    RESULTS_CSV,
-    aggregate,
-    experiment_complete,
-    finished_trials,
-)
+from agent.tune.trial_table import RESULTS_CSV, aggregate, finished_trials  # noqa: E402
+from benchmarks.jobs import run_tune_experiment  # noqa: E402
 
 # The goal each preset's header states: (the evaluation tag it is judged on, the least value).
 GOALS: dict[str, tuple[str, float]] = {
@@ -84,23 +79,8 @@ class SeedResult:
 
 def run_preset(name: str, out: Path, seeds: int) -> None:
     """Run (or resume) the experiment of preset `name`; add its wall time to `WALLS`."""
-    folder = out / name
-    if experiment_complete(folder):
-        print(f"{name}: done already ({folder})")
-        return
-    if folder.is_dir():
-        args = ["--resume", str(folder)]
-    else:
-        args = ["--config", name, "--seeds", str(seeds), "--run-dir", str(folder), "--plot"]
-    print(f"{name}: python tune.py {' '.join(args)}", flush=True)
-    start = time.perf_counter()
-    log = (out / f"{name}.log").open("a")
-    code = subprocess.call([sys.executable, "tune.py", *args], cwd=ROOT, stdout=log, stderr=log)
-    walls = json.loads((out / WALLS).read_text()) if (out / WALLS).is_file() else {}
-    walls[name] = walls.get(name, 0.0) + time.perf_counter() - start
-    (out / WALLS).write_text(json.dumps(walls, indent=1))
-    if code != 0:
-        raise SystemExit(f"{name}: tune.py exited with {code}; see {out / name}.log")
+    args = ["--config", name, "--seeds", str(seeds), "--plot"]
+    run_tune_experiment(out / name, args, out / WALLS)
 
 
 def evaluate_finals(folder: Path) -> None:

@@ -14,17 +14,17 @@ def test_a_dev_extra_module_that_cannot_be_imported_fails(monkeypatch):
 
 
 def test_a_module_named_by_require_modules_fails(monkeypatch):
-    monkeypatch.setitem(sys.modules, "popgym", None)
-    monkeypatch.setenv("REQUIRE_MODULES", "foo, popgym")
+    monkeypatch.setitem(sys.modules, "mazelib", None)
+    monkeypatch.setenv("REQUIRE_MODULES", "foo, mazelib")
     with pytest.raises(pytest.fail.Exception, match="REQUIRE_MODULES"):
-        require("popgym")
+        require("mazelib")
 
 
 def test_any_other_missing_module_skips(monkeypatch):
-    monkeypatch.setitem(sys.modules, "popgym", None)
+    monkeypatch.setitem(sys.modules, "mazelib", None)
     monkeypatch.delenv("REQUIRE_MODULES", raising=False)
     with pytest.raises(pytest.skip.Exception):
-        require("popgym")
+        require("mazelib")
 
 
 def test_an_importable_module_is_returned():

@@ -1,0 +1,210 @@
+"""POPGym's Easy environments (Morad et al., ICLR 2023) for each recurrent cell, on Ray Tune.
+
+    python benchmarks/popgym.py --out runs/popgym                   # every env and cell, 1M
+    python benchmarks/popgym.py --out runs/popgym --envs RepeatFirst CountRecall --cells lstm
+    python benchmarks/popgym.py --table --plot results/popgym/popgym.png   # from results/popgym
+
+Each (environment, cell) pair is one `tune.py` experiment at our defaults but `--rnn-type`
+(`--seeds` of them for the LSTM and the GRU, `--new-cell-seeds` for minGRU and FFM), run one
+after another, each folder resumable (`benchmarks.jobs.run_tune_experiment`). Trials run without
+periodic evaluations: the score is the paper's metric, MMER, the maximum over training of the
+mean episodic return, here of the last 100 training episodes (`rollout/ep_rew_mean`, logged
+after every rollout; the paper's is the mean over each RLlib train batch). POPGym scales
+returns into [-1, 1] for most tasks. Not run: LabyrinthEscape and LabyrinthExplore (they need
+mazelib, which the `popgym` extra leaves out). Unlike the paper, the previous action is not fed
+back as an input, and budgets are at most 1M steps (the paper's 15M).
+
+Each finished trial leaves a line in RESULTS/results.jsonl (`--results`, results/popgym: its
+MMER, the step it was first reached, its training time and a thinned curve), so that `--table`
+and `--plot` need no run folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.jobs import CURVE_POINTS, load_results, run_tune_experiment  # noqa: E402
+
+ENVS = (
+    "Autoencode",
+    "RepeatPrevious",
+    "RepeatFirst",
+    "CountRecall",
+    "PositionOnlyCartPole",
+    "PositionOnlyPendulum",
+    "VelocityOnlyCartpole",
+    "NoisyPositionOnlyCartPole",
+    "NoisyPositionOnlyPendulum",
+    "MultiarmedBandit",
+    "HigherLower",
+    "Battleship",
+    "Concentration",
+    "MineSweeper",
+)
+"""POPGym's environments that the `popgym` extra installs, by their names in popgym 1.0
+(`popgym-<name>Easy-v0`)."""
+CELLS = ("lstm", "gru", "mingru", "ffm")
+PAPER_CELLS = ("lstm", "gru")
+"""The cells the paper also ran: `--seeds` seeds each; the others `--new-cell-seeds`."""
+TAG = "rollout/ep_rew_mean"
+WALLS = "walls.json"
+"""Per experiment, the wall-clock seconds of its tune.py call(s), in the output folder."""
+
+PAPER: dict[str, dict[str, float]] = {
+    "PositionOnlyCartPole": {"mlp": 0.722, "lstm": 1.000},
+}
+"""The paper's MMER (PPO, Easy, mean of 3 trials) where a source we could read gives it: its
+Appendix Table 3 as quoted by a secondary source (a project note in the public code index that
+names the table and the paper's commit, popgym e397e5e), not checked against the paper, whose
+appendix no stored copy returned. The other cells are unknown here, not zero."""
+
+
+def env_id(name: str) -> str:
+    return f"popgym-{name}Easy-v0"
+
+
+def experiment(out: Path, name: str, cell: str, budget: int) -> Path:
+    """The experiment folder of `cell` on env `name` at `budget` steps."""
+    return out / f"{name}__{cell}__{budget // 1000}k"
+
+
+def tune_args(name: str, cell: str, seeds: int, budget: int) -> list[str]:
+    """tune.py's flags for one experiment (the run folder aside)."""
+    return [
+        "--env", env_id(name), "--rnn-type", cell, "--seeds", str(seeds),
+        "--total-timesteps", str(budget), "--eval-freq", "0", "--metric", TAG,
+    ]  # fmt: skip
+
+
+def thin(steps: list[int], wall: list[float], values: list[float]) -> list[list[float]]:
+    """About `CURVE_POINTS` points (steps, seconds, value) of a curve, always its last."""
+    every = max(1, len(steps) // CURVE_POINTS)
+    keep = sorted({*range(0, len(steps), every), len(steps) - 1})
+    return [[int(steps[i]), round(wall[i], 2), round(values[i], 4)] for i in keep]
+
+
+def trial_line(name: str, cell: str, budget: int, row: dict[str, str]) -> dict[str, Any]:
+    """The results line of one finished trial of an experiment (a `results.csv` row)."""
+    from agent.report.curves import read_run
+
+    curve = read_run(row["path"]).scalars[TAG]
+    best = int(curve.values.argmax())
+    return {
+        "env": name, "cell": cell, "budget": budget, "seed": int(row["seed"]),
+        "mmer": float(curve.values[best]), "mmer_step": int(curve.steps[best]),
+        "final": float(curve.values[-1]), "steps": int(row["steps"]),
+        "train_seconds": float(row["wall_time_s"]),
+        "curve": thin(curve.steps.tolist(), curve.wall.tolist(), curve.values.tolist()),
+    }  # fmt: skip
+
+
+def collect(out: Path, results: Path, name: str, cell: str, budget: int) -> int:
+    """Add the lines of the experiment's finished trials (in OUT) missing from
+    RESULTS/results.jsonl; how many were added."""
+    from agent.tune.trial_table import finished_trials
+
+    have = {(x["env"], x["cell"], x["budget"], x["seed"]) for x in load_results(results)}
+    lines = [
+        trial_line(name, cell, budget, row)
+        for row in finished_trials(experiment(out, name, cell, budget))
+        if (name, cell, budget, int(row["seed"])) not in have
+    ]
+    with (results / "results.jsonl").open("a") as f:
+        f.writelines(json.dumps(line) + "\n" for line in lines)
+    return len(lines)
+
+
+def score(values: list[float]) -> str:
+    """`mean ± std (n)` of a cell's MMERs; `mean (1)` for one seed."""
+    if len(values) == 1:
+        return f"{values[0]:.3f} (1)"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} ({len(values)})"
+
+
+def table(results: list[dict[str, Any]], budget: int) -> str:
+    """The Markdown table of MMER per environment (rows) and cell (columns) at `budget`, with
+    the paper's scores where known and each environment's median training time per run."""
+    cells = [c for c in CELLS if any(x["cell"] == c for x in results)]
+    lines = [
+        "| env (Easy) | " + " | ".join(f"{c}: MMER ± std (seeds)" for c in cells)
+        + " | paper MLP | paper GRU | paper LSTM | training per run |",
+        "|---|" + "---|" * (len(cells) + 4),
+    ]  # fmt: skip
+    for name in ENVS:
+        runs = [x for x in results if x["env"] == name and x["budget"] == budget]
+        if not runs:
+            continue
+        row = [score([x["mmer"] for x in runs if x["cell"] == c]) if any(
+            x["cell"] == c for x in runs) else "" for c in cells]  # fmt: skip
+        paper = [f"{PAPER[name][k]:.3f}" if k in PAPER.get(name, {}) else "?" for k in
+                 ("mlp", "gru", "lstm")]  # fmt: skip
+        seconds = statistics.median(x["train_seconds"] for x in runs)
+        lines.append(f"| {name} | " + " | ".join(row + paper) + f" | {seconds:.0f} s |")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict[str, Any]], budget: int, path: Path) -> None:
+    """One panel per environment: each cell's training return (last 100) against steps, one
+    line per seed."""
+    from agent.report.figures import check_figure_path, panel_grid, save_figure, style_panel
+
+    check_figure_path(path)
+    names = [n for n in ENVS if any(x["env"] == n and x["budget"] == budget for x in results)]
+    figure, axes = panel_grid(len(names), f"POPGym Easy at {budget // 1000}k steps, our defaults")
+    for ax, name in zip(axes, names, strict=True):
+        for i, cell in enumerate(CELLS):
+            runs = [
+                x for x in results if (x["env"], x["cell"], x["budget"]) == (name, cell, budget)
+            ]
+            for j, run in enumerate(runs):
+                steps, _, values = zip(*run["curve"], strict=True)
+                ax.plot(steps, values, color=f"C{i}", linewidth=0.8, label=None if j else cell)
+        style_panel(ax, name, "environment steps", "training return (last 100)")
+        ax.legend(fontsize=7)
+    save_figure(figure, path)
+    print(f"figure: {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "popgym",
+                        help="folder of the experiments")  # fmt: skip
+    parser.add_argument("--results", type=Path, default=ROOT / "results" / "popgym",
+                        help="folder of results.jsonl")  # fmt: skip
+    parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=ENVS, metavar="NAME")
+    parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=CELLS)
+    parser.add_argument("--budget", type=int, default=1_000_000, help="steps per run")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the LSTM and the GRU")
+    parser.add_argument("--new-cell-seeds", type=int, default=1, help="seeds of the others")
+    parser.add_argument("--table", action="store_true", help="run nothing, only report")
+    parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")
+    args = parser.parse_args(argv)
+    if args.budget <= 0 or args.seeds <= 0 or args.new_cell_seeds <= 0:
+        parser.error("--budget, --seeds and --new-cell-seeds must be positive")
+    args.results.mkdir(parents=True, exist_ok=True)
+    if not args.table:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name in args.envs:
+            for cell in args.cells:
+                seeds = args.seeds if cell in PAPER_CELLS else args.new_cell_seeds
+                folder = experiment(args.out, name, cell, args.budget)
+                run_tune_experiment(folder, tune_args(name, cell, seeds, args.budget),
+                                    args.out / WALLS)  # fmt: skip
+                collect(args.out, args.results, name, cell, args.budget)
+    results = load_results(args.results)
+    print(table(results, args.budget) if results else "no results yet")
+    if args.plot and results:
+        plot(results, args.budget, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
