@@ -16,7 +16,7 @@ from typing import Any
 
 from agent import CheckpointError, EnvError, RecurrentPPO
 from agent.report.figures import check_figure_path
-from agent.report.introspection import has_lstm_core, plot_memory, trace_episode
+from agent.report.introspection import has_memory_trace, plot_memory, trace_episode
 from agent.run.callbacks import RunPaths
 from agent.run.cli import UsageError, evaluate_parser, one_line, parse_env_kwargs, run_script
 from agent.run.evaluation import check_spaces, evaluate_recorded_env, make_eval_env
@@ -84,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             check_spaces(model, env, spec["id"], spec["kwargs"])
         finally:
             env.close()
-        if args.plot_memory is not None and not has_lstm_core(model):
+        if args.plot_memory is not None and not has_memory_trace(model):
             raise UsageError(
-                f"--plot-memory draws LSTM gates; this model's core is {model.config.rnn_type!r}"
+                f"--plot-memory draws a recurrent core's gates; this model's core is "
+                f"{model.config.rnn_type!r}"
             )
     except ValueError as e:  # CheckpointError, EnvError, ConfigError, UsageError
         print(f"error: {one_line(e)}", file=sys.stderr)

@@ -14,12 +14,15 @@ import envs  # noqa: F401
 import evaluate as evaluate_script
 import train as train_script
 from agent import RecurrentPPO
+from agent.networks.ffm import CONTEXT
 from agent.networks.recurrent import RecurrentCore
 from agent.report.figures import check_figure_path
 from agent.report.introspection import (
+    MEMORY,
     MemoryTrace,
     _flat_observation,
     _observation_names,
+    core_step,
     figure_rgb,
     lstm_gates,
     memory_figure,
@@ -45,6 +48,46 @@ def test_recomputed_gates_give_the_cores_own_next_state(rnn_type):
         assert torch.all((gate > 0) & (gate < 1))
 
 
+GATES = {
+    "lstm": ["input gate", "forget gate", "output gate"],
+    "peephole": ["input gate", "forget gate", "output gate"],
+    "gru": ["reset gate", "update gate"],
+    "mingru": ["keep gate"],
+    "ffm": ["input gate", "output gate"],
+}
+
+
+@pytest.mark.parametrize("rnn_type", list(MEMORY))
+def test_each_cores_recomputed_step_is_the_cores_own_step(rnn_type):
+    """Through two layers, so that the step's output feeds the next layer as the core's does."""
+    torch.manual_seed(1)
+    core = RecurrentCore(3, 8, num_layers=2, rnn_type=rnn_type, groups=1)
+    x, state = torch.randn(1, 4, 3), torch.randn(core.state_slots, 2, 4, 8)
+    with torch.no_grad():
+        out, expected = core(x, state)
+        inputs = [x[0]]
+        for layer in range(2):
+            step = core_step(core.rnns[0], rnn_type, layer, inputs[-1], list(state[:, layer]))
+            for slot, value in enumerate(step.state):
+                torch.testing.assert_close(value, expected[slot, layer])
+            inputs.append(step.output)
+    torch.testing.assert_close(inputs[-1], out[0])
+    assert list(step.gates) == GATES[rnn_type]
+    for gate in step.gates.values():
+        assert gate.shape == (4, 8) and torch.all((gate > 0) & (gate < 1))
+    if rnn_type == "ffm":  # the memory drawn is the magnitude of the complex state
+        torch.testing.assert_close(step.memory, torch.complex(*step.state).abs())
+        # each entry's input gate is its channel's: what entered the memory is gate * u
+        with torch.no_grad():
+            ffm = core.rnns[0].layers[1]
+            u = ffm.pre(inputs[1])[:, : ffm.memory].repeat_interleave(CONTEXT, dim=-1)
+            gamma = ffm.log_gamma().exp().reshape(-1)
+        entered = torch.complex(*step.state) - gamma * torch.complex(*state[:, 1])
+        torch.testing.assert_close(entered, torch.complex(step.gates["input gate"] * u, 0 * u))
+    else:
+        torch.testing.assert_close(step.memory, step.state[-1])
+
+
 @pytest.fixture(scope="module")
 def tmaze_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("memory")
@@ -60,7 +103,7 @@ def test_trace_follows_the_episode_and_the_models_memory(tmaze_run):
     model = RecurrentPPO.load(tmaze_run / "model.pt")
     trace = trace_episode(model, "Memory/TMaze-v0", {"length": 5}, seed=3)
     H = model.config.lstm_hidden_size
-    assert trace.cell.shape == trace.forget_gate.shape == (6, H)
+    assert trace.cell.shape == trace.gates["forget gate"].shape == (6, H)
     assert trace.observations[0, 0] != 0 and np.all(trace.observations[1:, 0] == 0)
     assert trace.observation_names == ("obs[0]", "obs[1]")
     assert trace.success in (0.0, 1.0)
@@ -104,15 +147,45 @@ def test_plot_memory_writes_a_png(tmaze_run, tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
 
 
-def test_plot_memory_of_a_gru_is_a_clear_error(tmp_path, capsys):
+def test_plot_memory_of_a_memoryless_core_is_a_clear_error(tmp_path, capsys):
     model = RecurrentPPO(
         "Memory/TMaze-v0", env_kwargs={"length": 3}, n_envs=2, n_steps=8, batch_size=16,
-        rnn_type="gru", lstm_hidden_size=4,
+        rnn_type="none", lstm_hidden_size=4,
     )  # fmt: skip
     model.save(tmp_path / "model.pt")
     code = evaluate_script.main([str(tmp_path), "--plot-memory", str(tmp_path / "m.png")])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "gru" in err
+    assert code == 2 and err.count("\n") == 1 and "'none'" in err
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "mingru", "ffm"])
+def test_other_cores_trace_their_gates_and_memory_as_carried(rnn_type, tmp_path):
+    """The recorded memory after the last step is the one `predict` carries (for an FFM, the
+    magnitude of its real and imaginary parts), and the figure draws a row per gate."""
+    model = RecurrentPPO(
+        "Memory/TMaze-v0", env_kwargs={"length": 3}, n_envs=2, n_steps=8, batch_size=16,
+        rnn_type=rnn_type, lstm_hidden_size=8,
+    )  # fmt: skip
+    trace = trace_episode(model, "Memory/TMaze-v0", {"length": 3}, seed=1)
+    H = 8
+    import gymnasium as gym
+
+    env = gym.make("Memory/TMaze-v0", length=3)
+    obs, _ = env.reset(seed=1)
+    state, start = None, np.ones(1, bool)
+    for _ in range(len(trace.cell)):
+        action, state = model.predict(obs, state, start, deterministic=True)
+        obs, *_ = env.step(action)
+        start = np.zeros(1, bool)
+    carried = state[-1][0, 0, :H]
+    if rnn_type == "ffm":
+        carried = np.hypot(state[0][0, 0, :H], state[1][0, 0, :H])
+    np.testing.assert_allclose(trace.cell[-1], carried, atol=1e-6)
+    assert list(trace.gates) == GATES[rnn_type] and trace.memory == MEMORY[rnn_type]
+    require("matplotlib")
+    figure = memory_figure([trace])
+    labels = {ax.get_label() for ax in figure.get_axes()}
+    assert set(GATES[rnn_type]) <= labels and "forget gate" not in labels
 
 
 @pytest.mark.parametrize("name", ["m.png", "m.PDF", "sub/m.svg", "m.jpg"])
@@ -147,7 +220,7 @@ def synthetic_trace(steps: int, obs_size: int, hidden: int, seed: int = 0) -> Me
     return MemoryTrace(
         observations=rng.choice([-1.0, 0.0, 1.0], (steps, obs_size)),
         observation_names=tuple(f"obs[{i}]" for i in range(obs_size)),
-        input_gate=gates[0], forget_gate=gates[1], output_gate=gates[2],
+        gates=dict(zip(GATES["lstm"], gates, strict=True)),
         cell=rng.normal(0, 0.1, (steps, hidden)).cumsum(axis=0),
         actions=np.zeros((steps, 1)), rewards=np.zeros(steps), success=1.0,
     )  # fmt: skip

@@ -1,11 +1,13 @@
-"""Memory introspection: what the actor's LSTM writes, keeps and reads over an episode.
+"""Memory introspection: what the actor's recurrent core writes, keeps and reads over an episode.
 
 `trace_episode` plays one episode with a trained model and records, at every step, the gate
-activations (input, forget, output) and the cell state of the actor's recurrent core (its last
-layer), recomputed from the core's weights and the state the model carried into that step.
-`memory_figure` draws them (with the observation) so a user can see a cue being stored, kept
-across the gap, and read out; `plot_memory` saves that figure to a file and `figure_rgb` renders
-it as an image for TensorBoard. Drawing needs matplotlib, imported only when drawing.
+activations and the memory of the actor's recurrent core (its last layer), recomputed from the
+core's weights and the state the model carried into that step: an LSTM's input, forget and
+output gates and its cell state; a GRU's reset and update gates and its hidden state; a minGRU's
+keep gate and its hidden state; an FFM's input and output gates and the magnitude of its complex
+memory. `memory_figure` draws them (with the observation) so a user can see a cue being stored,
+kept across the gap, and read out; `plot_memory` saves that figure to a file and `figure_rgb`
+renders it as an image for TensorBoard. Drawing needs matplotlib, imported only when drawing.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
 
 from agent.environment.vec_env import check_env_id, copy_wrappers, make_single_env
+from agent.networks.ffm import CONTEXT
 from agent.networks.observations import tree_map
 from agent.networks.peephole import PeepholeLSTM
 from agent.report.figures import check_figure_path
@@ -30,25 +33,49 @@ MAX_OBSERVATION_ROWS = 16
 """The plot's observation row shows at most this many components."""
 
 
+MEMORY = {
+    "lstm": ("cell", "cell state"),
+    "peephole": ("cell", "cell state"),
+    "gru": ("hidden", "hidden state"),
+    "mingru": ("hidden", "hidden state"),
+    "ffm": ("magnitude", "|memory|"),
+}
+"""Per core, what `MemoryTrace.cell` holds: its TensorBoard name (`memory/<name>`), its label."""
+
+
 @dataclass
 class MemoryTrace:
-    """One episode. Per-step arrays have T rows; gate and cell arrays are [T, H]."""
+    """One episode. Per-step arrays have T rows; gate and memory arrays are [T, H]."""
 
     observations: np.ndarray
     observation_names: tuple[str, ...]
     """One name per column of `observations`: `obs[2]`, `key[0]`, `key ch1` (an image channel)."""
-    input_gate: np.ndarray
-    forget_gate: np.ndarray
-    output_gate: np.ndarray
+    gates: dict[str, np.ndarray]
+    """Each gate's activations in [0, 1], by name (`forget gate`), in the core's order."""
     cell: np.ndarray
+    """The memory after each step: an LSTM's cell state, a GRU's or a minGRU's hidden state, the
+    magnitude of each of an FFM's complex memory entries."""
     actions: np.ndarray
     rewards: np.ndarray
     success: float | None
+    memory: tuple[str, str] = MEMORY["lstm"]
+    """What `cell` is: (name, label), `MEMORY`'s entry for the core."""
 
     def active_units(self, k: int) -> np.ndarray:
-        """Indices of the k units whose cell state varies most over the episode."""
+        """Indices of the k units whose memory varies most over the episode."""
         spread = self.cell.max(axis=0) - self.cell.min(axis=0)
         return np.argsort(-spread)[: min(k, spread.size)]
+
+
+class CoreStep(NamedTuple):
+    """One step of one layer of a recurrent core, recomputed from its weights."""
+
+    gates: dict[str, torch.Tensor]
+    memory: torch.Tensor
+    """What `MemoryTrace.cell` records, [N, H]."""
+    state: list[torch.Tensor]
+    """The layer's next state, its slots as the core keeps them (an LSTM's h and c)."""
+    output: torch.Tensor
 
 
 def lstm_gates(
@@ -75,9 +102,41 @@ def lstm_gates(
     return i, f, o, c_new, o * torch.tanh(c_new)
 
 
-def has_lstm_core(model: Any) -> bool:
-    """Whether the model's recurrent core has gates to trace (an LSTM or a peephole LSTM)."""
-    return model.policy.core.rnn_type in ("lstm", "peephole")
+def core_step(
+    rnn: torch.nn.Module, rnn_type: str, layer: int, x: torch.Tensor, state: list[torch.Tensor]
+) -> CoreStep:
+    """One step of layer `layer` of `rnn` (a core of `rnn_type`) on input x [N, F] from the
+    layer's state slots, each [N, H] (an LSTM's h and c, an FFM's real and imaginary parts)."""
+    if rnn_type in ("lstm", "peephole"):
+        i, f, o, c, h = lstm_gates(rnn, layer, x, *state)
+        return CoreStep({"input gate": i, "forget gate": f, "output gate": o}, c, [h, c], h)
+    if rnn_type == "gru":  # rows (reset, update, new); h' = (1 - z) n + z h
+        (h,) = state
+        gx = x @ getattr(rnn, f"weight_ih_l{layer}").T + getattr(rnn, f"bias_ih_l{layer}")
+        gh = h @ getattr(rnn, f"weight_hh_l{layer}").T + getattr(rnn, f"bias_hh_l{layer}")
+        (xr, xz, xn), (hr, hz, hn) = gx.chunk(3, dim=-1), gh.chunk(3, dim=-1)
+        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        h = (1.0 - z) * torch.tanh(xn + r * hn) + z * h
+        return CoreStep({"reset gate": r, "update gate": z}, h, [h], h)
+    if rnn_type == "mingru":  # h' = a h + b, a the keep gate
+        keep, b = rnn.gates(x, layer)
+        h = keep * state[0] + b
+        return CoreStep({"keep gate": keep}, h, [h], h)
+    if rnn_type == "ffm":
+        ffm = rnn.layers[layer]
+        m, H = ffm.memory, ffm.hidden_size
+        _, _, g_in, g_out = ffm.pre(x).split((m, H, m, H), dim=-1)
+        out, (real, imag) = ffm(x[None], (state[0], state[1]))
+        # a memory channel's input gate feeds its CONTEXT entries: one column per entry
+        gates = {"input gate": g_in.sigmoid().repeat_interleave(CONTEXT, dim=-1)}
+        gates["output gate"] = g_out.sigmoid()
+        return CoreStep(gates, torch.sqrt(real**2 + imag**2), [real, imag], out[0])
+    raise ValueError(f"memory introspection needs a recurrent core, this model has {rnn_type!r}")
+
+
+def has_memory_trace(model: Any) -> bool:
+    """Whether the model's core has gates and a memory to trace (any but `none`)."""
+    return model.policy.core.rnn_type in MEMORY
 
 
 @torch.no_grad()
@@ -91,19 +150,19 @@ def trace_episode(
     wrappers: Sequence[Any] = (),
 ) -> MemoryTrace:
     """Play one episode of `env_id` (with `wrappers`, as the model was trained) with `model` (a
-    `RecurrentPPO` with an LSTM or peephole core) and record its actor's memory. Raises
-    ValueError for other cores."""
+    `RecurrentPPO` with a recurrent core) and record its actor's memory. Raises ValueError for
+    the memoryless core (`none`)."""
     core = model.policy.core
-    if not has_lstm_core(model):
+    if not has_memory_trace(model):
         raise ValueError(
-            f"memory introspection needs an LSTM core, this model has {core.rnn_type!r}"
+            f"memory introspection needs a recurrent core, this model has {core.rnn_type!r}"
         )
     rnn, H = core.rnns[0], core.hidden_size
     check_env_id(env_id)
     env = make_single_env(env_id, dict(env_kwargs or {}), copy_wrappers(wrappers))
     obs, _ = env.reset(seed=seed)
     state, start = None, np.ones(1, dtype=bool)
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "i", "f", "o", "c", "a", "r")}
+    rows: dict[str, list[Any]] = {k: [] for k in ("obs", "gates", "memory", "a", "r")}
     info: dict[str, Any] = {}
     for _ in range(max_steps):
         memory = (
@@ -116,11 +175,11 @@ def trace_episode(
         batch = tree_map(lambda v: np.expand_dims(np.asarray(v), 0), obs)
         x = model.policy.encoder(model._obs_to_tensor(batch, update_stats=False))
         for layer in range(core.num_layers):
-            h, c = memory[0, layer, :, :H], memory[1, layer, :, :H]
-            i, f, o, c_new, x = lstm_gates(rnn, layer, x, h, c)
+            step = core_step(rnn, core.rnn_type, layer, x, list(memory[:, layer, :, :H]))
+            x = step.output
         action, state = model.predict(obs, state, start, deterministic=deterministic)
-        for key, value in (("i", i), ("f", f), ("o", o), ("c", c_new)):
-            rows[key].append(value[0].cpu().numpy())
+        rows["gates"].append({k: v[0].cpu().numpy() for k, v in step.gates.items()})
+        rows["memory"].append(step.memory[0].cpu().numpy())
         rows["obs"].append(_flat_observation(obs))
         obs, reward, terminated, truncated, info = env.step(action)
         rows["a"].append(np.asarray(action, dtype=np.float32).reshape(-1))
@@ -133,13 +192,12 @@ def trace_episode(
     return MemoryTrace(
         observations=np.stack(rows["obs"]),
         observation_names=_observation_names(obs),
-        input_gate=np.stack(rows["i"]),
-        forget_gate=np.stack(rows["f"]),
-        output_gate=np.stack(rows["o"]),
-        cell=np.stack(rows["c"]),
+        gates={k: np.stack([g[k] for g in rows["gates"]]) for k in rows["gates"][0]},
+        cell=np.stack(rows["memory"]),
         actions=np.stack(rows["a"]),
         rewards=np.asarray(rows["r"]),
         success=None if success is None else float(success),
+        memory=MEMORY[core.rnn_type],
     )
 
 
@@ -155,13 +213,13 @@ def plot_memory(traces: list[MemoryTrace], path: str | Path, units: int = 8) -> 
 
 def memory_figure(traces: list[MemoryTrace], units: int = 8) -> Figure:
     """One column per trace, its rows on one time axis (one column of pixels per step): the
-    observation, the input, forget and output gates of the `units` units whose cell state
-    varies most (heatmaps, one row per unit) and those units' cell states (lines). Each row has
-    a slot at its right for its colour bar or legend, so every row has the same width.
+    observation, each gate of the `units` units whose memory varies most (heatmaps, one row per
+    unit) and those units' memory (lines). Each row has a slot at its right for its colour bar
+    or legend, so every row has the same width.
 
     Drawn with matplotlib's Agg canvas, without pyplot (no global backend is chosen). The axes
-    are labelled for lookup: `observation`, `input gate`, `forget gate`, `output gate`, `cell`,
-    `colorbar` and `legend` (which names the units of the cell lines).
+    are labelled for lookup: `observation`, each gate's name (`forget gate`), `cell`, `colorbar`
+    and `legend` (which names the units of the memory lines).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -191,13 +249,15 @@ def _draw_trace(panel: SubFigure, trace: MemoryTrace, units: int, episode: int) 
     steps = len(trace.observations)
     shown = min(trace.observations.shape[1], MAX_OBSERVATION_ROWS)
     chosen = trace.active_units(units)
+    gates = len(trace.gates)
     grid = panel.add_gridspec(
-        5, 2, width_ratios=[1.0, 0.04], height_ratios=[0.4 + 0.05 * shown, 1.0, 1.0, 1.0, 1.2]
-    )
+        gates + 2, 2, width_ratios=[1.0, 0.04],
+        height_ratios=[0.4 + 0.05 * shown, *[1.0] * gates, 1.2],
+    )  # fmt: skip
     top = panel.add_subplot(grid[0, 0], label="observation")
     rows = [top] + [
         panel.add_subplot(grid[row, 0], sharex=top, label=name)
-        for row, name in enumerate(("input gate", "forget gate", "output gate", "cell"), start=1)
+        for row, name in enumerate([*trace.gates, "cell"], start=1)
     ]
     top.xaxis.set_major_locator(MaxNLocator(integer=True))  # shared: every row's steps
     for ax in rows[:-1]:
@@ -216,23 +276,22 @@ def _draw_trace(panel: SubFigure, trace: MemoryTrace, units: int, episode: int) 
     rows[0].set_ylabel("observation" + (f"\n(+{more} more)" if more > 0 else ""))
     panel.colorbar(image, cax=panel.add_subplot(grid[0, 1], label="colorbar"), label="value")
 
-    for ax, gate in zip(
-        rows[1:4], (trace.input_gate, trace.forget_gate, trace.output_gate), strict=True
-    ):
+    for ax, gate in zip(rows[1:-1], trace.gates.values(), strict=True):
         image = ax.imshow(
             gate[:, chosen].T, aspect="auto", interpolation="nearest", vmin=0.0, vmax=1.0
         )
         ax.set_yticks(range(len(chosen)), [str(u) for u in chosen], fontsize=7)
         ax.set_ylabel(f"{ax.get_label()}\n(unit)")
     panel.colorbar(
-        image, cax=panel.add_subplot(grid[1:4, 1], label="colorbar"), label="gate activation"
-    )
+        image, cax=panel.add_subplot(grid[1 : gates + 1, 1], label="colorbar"),
+        label="gate activation",
+    )  # fmt: skip
 
     # at whole steps, the centres of the heatmap cells: the shared x limits stay the images'
-    lines = rows[4].plot(np.arange(steps), trace.cell[:, chosen], linewidth=1.0)
-    rows[4].set_ylabel("cell state")
-    rows[4].set_xlabel("step")
-    key = panel.add_subplot(grid[4, 1], label="legend")
+    lines = rows[-1].plot(np.arange(steps), trace.cell[:, chosen], linewidth=1.0)
+    rows[-1].set_ylabel(trace.memory[1])
+    rows[-1].set_xlabel("step")
+    key = panel.add_subplot(grid[gates + 1, 1], label="legend")
     key.axis("off")
     key.legend(
         lines, [str(u) for u in chosen], title="unit", loc="center left", fontsize=7,

@@ -26,7 +26,7 @@ from typing import Any
 
 from agent.algorithm.checkpoint import CheckpointError, load_checkpoint
 from agent.algorithm.ppo import RecurrentPPO
-from agent.report.introspection import figure_rgb, has_lstm_core, memory_figure, trace_episode
+from agent.report.introspection import figure_rgb, has_memory_trace, memory_figure, trace_episode
 from agent.run.evaluation import evaluate_recorded_env
 
 
@@ -224,24 +224,20 @@ class TrainingCallback:
         return results
 
     def log_memory_trace(self, model: RecurrentPPO) -> None:
-        """Histograms of the gate activations and cell state over one evaluation episode, and
-        the figure `evaluate.py --plot-memory` draws of it (as an RGB image), under `memory/` in
-        TensorBoard. The figure needs matplotlib; without it only the histograms are logged."""
+        """Histograms of the gate activations and the memory (an LSTM's cell state: `memory/cell`)
+        over one evaluation episode, and the figure `evaluate.py --plot-memory` draws of it (as an
+        RGB image), under `memory/` in TensorBoard. The figure needs matplotlib; without it only
+        the histograms are logged."""
         writer = model.tensorboard_writer()
-        if writer is None or not has_lstm_core(model):
+        if writer is None or not has_memory_trace(model):
             return
         spec = model.env_spec
         trace = trace_episode(
             model, spec["id"], spec["kwargs"], seed=self.eval_seed, wrappers=spec["wrappers"]
         )
         step = model.num_timesteps
-        for name, values in (
-            ("input_gate", trace.input_gate),
-            ("forget_gate", trace.forget_gate),
-            ("output_gate", trace.output_gate),
-            ("cell", trace.cell),
-        ):
-            writer.add_histogram(f"memory/{name}", values, step)
+        for name, values in [*trace.gates.items(), (trace.memory[0], trace.cell)]:
+            writer.add_histogram(f"memory/{name.replace(' ', '_')}", values, step)
         if importlib.util.find_spec("matplotlib") is not None:
             image = figure_rgb(memory_figure([trace]))
             writer.add_image("memory/gates_and_cell", image, step, dataformats="HWC")

@@ -616,7 +616,7 @@ def train_parser(resumable: bool = True) -> Parser:
     run.add_argument(
         "--log-memory",
         action="store_true",
-        help="log the LSTM's gates and cells at each evaluation",
+        help="log the core's gates and memory at each evaluation",
     )
     run.add_argument(
         "--progress",
@@ -671,7 +671,7 @@ def evaluate_parser() -> Parser:
         "--plot-memory",
         default=None,
         metavar="FILE.png",
-        help="draw the actor's LSTM gates and cell state over episodes (needs matplotlib)",
+        help="draw the actor's recurrent gates and memory over episodes (needs matplotlib)",
     )
     parser.add_argument(
         "--plot-episodes",
