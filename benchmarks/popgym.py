@@ -6,7 +6,7 @@
 
 Each (environment, cell) pair is one `tune.py` experiment at our defaults but `--rnn-type`
 (`--seeds` of them for the LSTM and the GRU, `--new-cell-seeds` for minGRU and FFM), run one
-after another, each folder resumable (`benchmarks.jobs.run_tune_experiment`). Trials run without
+after another, every env of one cell before the next cell, each folder resumable (`benchmarks.jobs.run_tune_experiment`). Trials run without
 periodic evaluations: the score is the paper's metric, MMER, the maximum over training of the
 mean episodic return, here of the last 100 training episodes (`rollout/ep_rew_mean`, logged
 after every rollout; the paper's is the mean over each RLlib train batch). POPGym scales
@@ -192,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     if not args.table:
         args.out.mkdir(parents=True, exist_ok=True)
-        for name in args.envs:
-            for cell in args.cells:
+        for cell in args.cells:  # every env of a cell before the next cell: the LSTM's first
+            for name in args.envs:
                 seeds = args.seeds if cell in PAPER_CELLS else args.new_cell_seeds
                 folder = experiment(args.out, name, cell, args.budget)
                 run_tune_experiment(folder, tune_args(name, cell, seeds, args.budget),
