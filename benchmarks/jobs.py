@@ -163,24 +163,48 @@ def run_missing(
 def run_tune_experiment(folder: Path, args: list[str], walls: Path) -> None:
     """Run `tune.py ARGS --run-dir FOLDER`, or resume it (`--resume FOLDER`) where it was
     interrupted, unless it is complete; its output goes to `FOLDER.log`, its wall-clock seconds
-    are added to the JSON file `walls` under the folder's name. Exits if tune.py fails."""
+    (an interrupted call's too) are added to the JSON file `walls` under the folder's name. A
+    folder that tune.py claimed but was stopped in before it could be resumed (no
+    `experiment.yaml` and Ray state yet) is moved aside to `FOLDER.unstarted-<time>` and the
+    experiment starts again. Exits if tune.py fails."""
+    from agent.tune.experiment import PLAN_FILE, RAY_DIR
     from agent.tune.trial_table import experiment_complete
 
+    folder = folder.resolve()  # tune.py runs in ROOT
     name = folder.name
     if experiment_complete(folder):
         print(f"{name}: done already ({folder})")
         return
+    if folder.is_dir() and not resumable(folder / PLAN_FILE, folder / RAY_DIR):
+        aside = folder.with_name(f"{name}.unstarted-{time.strftime('%Y%m%d-%H%M%S')}")
+        folder.rename(aside)
+        print(f"{name}: {folder} could not be resumed; moved to {aside}", flush=True)
     args = ["--resume", str(folder)] if folder.is_dir() else [*args, "--run-dir", str(folder)]
     print(f"{name}: python tune.py {' '.join(args)}", flush=True)
     start = time.perf_counter()
     log_path = folder.with_name(f"{name}.log")
     with log_path.open("a") as log:
-        code = subprocess.call([sys.executable, "tune.py", *args], cwd=ROOT, stdout=log, stderr=log)
-    seconds = json.loads(walls.read_text()) if walls.is_file() else {}
-    seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
-    walls.write_text(json.dumps(seconds, indent=1))
+        child = subprocess.Popen(
+            [sys.executable, "tune.py", *args], cwd=ROOT, stdout=log, stderr=log
+        )
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:  # tune.py has the Ctrl-C too: let it save its state
+            child.wait()
+            raise
+        finally:
+            seconds = json.loads(walls.read_text()) if walls.is_file() else {}
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+            walls.write_text(json.dumps(seconds, indent=1))
     if code != 0:
         raise SystemExit(f"{name}: tune.py exited with {code}; see {log_path}")
+
+
+def resumable(plan: Path, ray_state: Path) -> bool:
+    """Whether `tune.py --resume` can continue the experiment of `plan` (its experiment.yaml)."""
+    from ray import tune
+
+    return plan.is_file() and tune.Tuner.can_restore(str(ray_state))
 
 
 def kilo(steps: float) -> str:

@@ -53,7 +53,7 @@ GATES = {
     "peephole": ["input gate", "forget gate", "output gate"],
     "gru": ["reset gate", "update gate"],
     "mingru": ["keep gate"],
-    "ffm": ["input gate", "output gate"],
+    "ffm": ["input gate"],
 }
 
 

@@ -4,10 +4,11 @@ seeds at the goal, and the time to the goal from the first evaluation at or abov
 import csv
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 from torch.utils.tensorboard import SummaryWriter
 
-from benchmarks import presets
+from benchmarks import jobs, presets
 
 
 def fake_trial(run: Path, evaluations: list[tuple[int, float, float]]) -> None:
@@ -58,11 +59,26 @@ def test_table_row_of_an_experiment(tmp_path):
     assert cells[6] == "not timed"
 
 
+class FakeTune:
+    """Stands in for `subprocess.Popen` of tune.py: records each command, exits with 0."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, args, **kwargs):
+        self.calls.append(args)
+        return self
+
+    def wait(self):
+        return 0
+
+
 def test_an_interrupted_experiment_is_resumed_not_taken_as_done(tmp_path, monkeypatch):
     """tune.py writes its results table when interrupted too; run_preset must resume such an
     experiment, and skip only one whose every trial finished."""
-    calls = []
-    monkeypatch.setattr(presets.subprocess, "call", lambda args, **kw: calls.append(args) or 0)
+    tune = FakeTune()
+    monkeypatch.setattr(jobs, "subprocess", SimpleNamespace(Popen=tune))
+    monkeypatch.setattr(jobs, "resumable", lambda plan, ray: plan.parent.name == "tmaze-1000")
     exp = tmp_path / "tmaze-1000"
     exp.mkdir()
     header = "trial,status,seed,eval/success_rate,steps,wall_time_s,restarts,path\n"
@@ -70,12 +86,26 @@ def test_an_interrupted_experiment_is_resumed_not_taken_as_done(tmp_path, monkey
         header + "seed0,unfinished,0,0.45,513024,187.0,0,x\nseed1,not started,,,0,0.0,0,y\n"
     )
     presets.run_preset("tmaze-1000", tmp_path, seeds=2)
-    assert calls and calls[-1][-2:] == ["--resume", str(exp)]
+    assert tune.calls and tune.calls[-1][-2:] == ["--resume", str(exp)]
+    assert "tmaze-1000" in json.loads((tmp_path / presets.WALLS).read_text())
 
     (exp / "results.csv").write_text(
         header + "seed0,done,0,1.0,3000000,900.0,0,x\nseed1,done,1,1.0,3000000,910.0,0,y\n"
         "mean,,,1.0,,,,\n"
     )
-    calls.clear()
+    tune.calls.clear()
     presets.run_preset("tmaze-1000", tmp_path, seeds=2)
-    assert calls == []
+    assert tune.calls == []
+
+
+def test_a_folder_tune_py_could_not_resume_is_moved_aside_and_started_again(tmp_path, monkeypatch):
+    """Stopped before tune.py wrote its plan and Ray's state, a claimed folder cannot be resumed
+    (tune.py --resume refuses it): it is kept under another name and the experiment starts anew."""
+    tune = FakeTune()
+    monkeypatch.setattr(jobs, "subprocess", SimpleNamespace(Popen=tune))
+    exp = tmp_path / "tmaze-1000"
+    (exp / "seed0").mkdir(parents=True)
+    presets.run_preset("tmaze-1000", tmp_path, seeds=2)
+    assert "--resume" not in tune.calls[-1] and tune.calls[-1][-2:] == ["--run-dir", str(exp)]
+    (aside,) = tmp_path.glob("tmaze-1000.unstarted-*")
+    assert (aside / "seed0").is_dir() and not exp.exists()

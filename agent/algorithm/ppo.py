@@ -632,9 +632,10 @@ class RecurrentPPO(SB3Methods):
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """Actions for a batch of observations (or one), with sb3-contrib's meaning of state.
 
-        `state` is what the previous call returned (None at the start): (h, c) for an LSTM, (h,)
-        for a GRU, each [layers, B, G * H] (G = 2 unless `shared_lstm`: actor and critic units). `episode_start` [B] marks the observations
-        that begin an episode; their state is reset first. `action_masks` [B, sum(nvec)] (or
+        `state` is what the previous call returned (None at the start): (h, c) for an LSTM or a
+        peephole LSTM, (h,) for a GRU or a minGRU, (real, imaginary parts) for an FFM, each
+        [layers, B, G * H] (G = 2 unless `shared_lstm`: actor and critic units). `episode_start`
+        [B] marks the observations that begin an episode; their state is reset first. `action_masks` [B, sum(nvec)] (or
         [sum(nvec)] for one observation; True: legal), as in sb3-contrib's `MaskablePPO`: the
         actions are chosen among the legal ones. A Dict observation's `action_mask` entry is
         used when `action_masks` is None. Returns (actions, next state).

@@ -237,9 +237,9 @@ class RowSums(torch.autograd.Function):
     `embedding_bag` with `mode="sum"`), whose backward pass adds each output's gradient to its
     rows in one `index_add_`: on a CPU a few times faster than `embedding_bag`'s and
     `embedding`'s own backward passes, which sort the rows first (`tests/test_code_grids.py`
-    checks it against `embedding`). Narrow rows (`embed`'s) are added along the transposed
-    table, [D, R]: a row of a few numbers at a time is mostly overhead (about 7x slower on 2 CPU
-    threads for MiniGrid's minibatches); wide rows (`onehot`'s) are added as rows."""
+    checks it against `embedding`). Rows of at most `NARROW` numbers (`embed`'s 8) are added along
+    the transposed table, [D, R]: a row of a few numbers at a time is mostly overhead (about 7x
+    slower on 2 CPU threads for MiniGrid's minibatches); wider rows (`onehot`'s 128) as rows."""
 
     NARROW = 16
     """Rows of at most this many numbers are added along the transposed table."""

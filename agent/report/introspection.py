@@ -4,8 +4,7 @@
 activations and the memory of the actor's recurrent core (its last layer), recomputed from the
 core's weights and the state the model carried into that step: an LSTM's input, forget and
 output gates and its cell state; a GRU's reset and update gates and its hidden state; a minGRU's
-keep gate and its hidden state; an FFM's input and output gates and the magnitude of its complex
-memory. `memory_figure` draws them (with the observation) so a user can see a cue being stored,
+keep gate and its hidden state; an FFM's input gate and the magnitude of its complex memory. `memory_figure` draws them (with the observation) so a user can see a cue being stored,
 kept across the gap, and read out; `plot_memory` saves that figure to a file and `figure_rgb`
 renders it as an image for TensorBoard. Drawing needs matplotlib, imported only when drawing.
 """
@@ -125,11 +124,11 @@ def core_step(
     if rnn_type == "ffm":
         ffm = rnn.layers[layer]
         m, H = ffm.memory, ffm.hidden_size
-        _, _, g_in, g_out = ffm.pre(x).split((m, H, m, H), dim=-1)
+        _, _, g_in, _ = ffm.pre(x).split((m, H, m, H), dim=-1)
         out, (real, imag) = ffm(x[None], (state[0], state[1]))
-        # a memory channel's input gate feeds its CONTEXT entries: one column per entry
+        # A memory channel's input gate feeds its CONTEXT entries: one column per entry. (The
+        # output gate is per output unit, each a mix of every entry: no column of the memory.)
         gates = {"input gate": g_in.sigmoid().repeat_interleave(CONTEXT, dim=-1)}
-        gates["output gate"] = g_out.sigmoid()
         return CoreStep(gates, torch.sqrt(real**2 + imag**2), [real, imag], out[0])
     raise ValueError(f"memory introspection needs a recurrent core, this model has {rnn_type!r}")
 

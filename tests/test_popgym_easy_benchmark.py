@@ -1,4 +1,4 @@
-"""benchmarks/popgym.py: its environment list, that each trains, and its results lines and table."""
+"""benchmarks/popgym_easy.py: its environment list, that each trains, and its results lines and table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import gymnasium as gym
 import pytest
 
 from agent import RecurrentPPO
-from benchmarks import popgym as bench
+from benchmarks import popgym_easy as bench
 from tests.conftest import require
 
 require("popgym")
@@ -32,35 +32,55 @@ def test_each_env_trains_at_the_defaults_but_size(name):
     model.close()
 
 
-def fake_experiment(out, name, cell, budget, curves):
+def fake_experiment(out, name, cell, budget, curves, length=1.0):
     """An experiment folder as tune.py leaves it: results.csv and one run folder per seed, each
-    with `rollout/ep_rew_mean` logged at the given steps."""
+    with `rollout/ep_rew_mean` logged at the given steps, episodes of `length` steps."""
     from torch.utils.tensorboard import SummaryWriter
 
-    folder = bench.experiment(out, name, cell, budget)
+    folder = bench.experiment(out, name, cell, budget, len(curves))
     rows = ["trial,status,seed,rollout/ep_rew_mean,steps,wall_time_s,restarts,path"]
     for seed, curve in enumerate(curves):
         run = folder / f"seed{seed}"
         with SummaryWriter(str(run / "tb")) as writer:
             for step, value in curve:
                 writer.add_scalar(bench.TAG, value, step)
+                writer.add_scalar("rollout/ep_len_mean", length, step)
         rows.append(f"seed{seed},done,{seed},{curve[-1][1]},{budget},{10.0 + seed},0,{run}")
-    (folder / "results.csv").parent.mkdir(parents=True, exist_ok=True)
     (folder / "results.csv").write_text("\n".join(rows) + "\n")
+    return folder
 
 
-def test_a_trial_line_holds_the_maximum_over_training_and_is_added_once(tmp_path):
-    out, results = tmp_path / "runs", tmp_path / "results"
+def test_a_trial_line_holds_the_maximum_over_full_windows_and_is_added_once(tmp_path):
+    """With 16 copies and 1-step episodes (2 steps each, the autoreset's), 100 episodes have
+    surely ended from step (100 + 16) * 2 = 232 on: the 0.99 at step 200 is not counted."""
+    results = tmp_path / "results"
     results.mkdir()
-    curves = [[(100, -0.5), (200, 0.8), (300, 0.6)], [(100, 0.1), (200, 0.2), (300, 0.3)]]
-    fake_experiment(out, "RepeatFirst", "gru", 300, curves)
-    assert bench.collect(out, results, "RepeatFirst", "gru", 300) == 2
-    assert bench.collect(out, results, "RepeatFirst", "gru", 300) == 0
+    curves = [
+        [(100, 0.99), (200, 0.99), (300, -0.5), (400, 0.8), (500, 0.6)],
+        [(100, 0.1), (300, 0.2), (400, 0.3)],
+    ]
+    folder = fake_experiment(tmp_path / "runs", "RepeatFirst", "gru", 500, curves)
+    assert bench.collect(folder, results, "RepeatFirst", "gru", 500) == 2
+    assert bench.collect(folder, results, "RepeatFirst", "gru", 500) == 0
     lines = [json.loads(x) for x in (results / "results.jsonl").read_text().splitlines()]
     first = next(x for x in lines if x["seed"] == 0)
-    assert first["mmer"] == pytest.approx(0.8) and first["mmer_step"] == 200
-    assert first["final"] == pytest.approx(0.6) and first["train_seconds"] == 10.0
-    assert [p[0] for p in first["curve"]] == [100, 200, 300]
+    assert first["mmer"] == pytest.approx(0.8) and first["mmer_step"] == 400
+    assert first["full_from"] == 300 and first["final"] == pytest.approx(0.6)
+    assert first["train_seconds"] == 10.0 and [p[0] for p in first["curve"]][-1] == 500
+
+
+def test_an_experiment_that_wrote_no_table_adds_nothing(tmp_path):
+    folder = tmp_path / "runs" / "x"
+    folder.mkdir(parents=True)
+    assert bench.collect(folder, tmp_path, "RepeatFirst", "gru", 500) == 0
+
+
+def test_experiments_of_other_budgets_or_seeds_do_not_share_a_folder(tmp_path):
+    folders = {
+        bench.experiment(tmp_path, "RepeatFirst", "lstm", budget, seeds)
+        for budget, seeds in [(1000, 3), (1500, 3), (1000, 1), (500, 3)]
+    }
+    assert len(folders) == 4
 
 
 def test_thinning_keeps_the_last_point():
@@ -80,12 +100,21 @@ def test_the_table_gives_each_cell_its_seeds_and_the_paper_where_known():
         line("PositionOnlyCartPole", "ffm", 0, 0.5),
         line("RepeatFirst", "lstm", 0, 0.25),
         line("RepeatFirst", "lstm", 1, -1.0, budget=2000),  # another budget: not in this table
+        line("RepeatFirst", "gru", 1, -1.0, budget=2000),  # nor its column
     ]
     header, _, *rows = bench.table(results, 1000).splitlines()
     assert header.startswith("| env (Easy) | lstm: MMER") and "ffm: MMER" in header
+    assert "gru" not in header
     cells = {row.split("|")[1].strip(): [c.strip() for c in row.split("|")[1:-1]] for row in rows}
     cartpole = cells["PositionOnlyCartPole"]
     assert cartpole == ["PositionOnlyCartPole", "0.950 ± 0.071 (2)", "0.500 (1)", "0.722", "?",
                         "1.000", "60 s"]  # fmt: skip
     repeat = cells["RepeatFirst"]
     assert repeat[:3] == ["RepeatFirst", "0.250 (1)", ""] and repeat[3:6] == ["?"] * 3
+
+
+def test_plotting_a_budget_without_results_draws_nothing(tmp_path, capsys):
+    require("matplotlib")
+    results = [{"env": "RepeatFirst", "cell": "lstm", "budget": 1000, "curve": [[1, 0.0, 0.5]]}]
+    bench.plot(results, 2000, tmp_path / "p.png")
+    assert not (tmp_path / "p.png").exists() and "no results at 2000" in capsys.readouterr().out

@@ -1,15 +1,17 @@
 """POPGym's Easy environments (Morad et al., ICLR 2023) for each recurrent cell, on Ray Tune.
 
-    python benchmarks/popgym.py --out runs/popgym                   # every env and cell, 1M
-    python benchmarks/popgym.py --out runs/popgym --envs RepeatFirst CountRecall --cells lstm
-    python benchmarks/popgym.py --table --plot results/popgym/popgym.png   # from results/popgym
+    python benchmarks/popgym_easy.py --out runs/popgym                   # every env and cell, 1M
+    python benchmarks/popgym_easy.py --out runs/popgym --envs RepeatFirst CountRecall --cells lstm
+    python benchmarks/popgym_easy.py --table --plot results/popgym/popgym.png   # from results/popgym
 
 Each (environment, cell) pair is one `tune.py` experiment at our defaults but `--rnn-type`
 (`--seeds` of them for the LSTM and the GRU, `--new-cell-seeds` for minGRU and FFM), run one
 after another, every env of one cell before the next cell, each folder resumable (`benchmarks.jobs.run_tune_experiment`). Trials run without
 periodic evaluations: the score is the paper's metric, MMER, the maximum over training of the
 mean episodic return, here of the last 100 training episodes (`rollout/ep_rew_mean`, logged
-after every rollout; the paper's is the mean over each RLlib train batch). POPGym scales
+after every rollout, counted once about 100 episodes have ended: `full_window`; the paper's is
+the mean over each RLlib train batch of 65,536 steps). A trial that failed is not retried: its
+seed is missing from the table's count, and deleting its experiment folder runs it again. POPGym scales
 returns into [-1, 1] for most tasks. Not run: LabyrinthEscape and LabyrinthExplore (they need
 mazelib, which the `popgym` extra leaves out). Unlike the paper, the previous action is not fed
 back as an input, and budgets are at most 1M steps (the paper's 15M).
@@ -31,7 +33,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.jobs import CURVE_POINTS, load_results, run_tune_experiment  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.jobs import CURVE_POINTS, WINDOW, load_results, run_tune_experiment  # noqa: E402
 
 ENVS = (
     "Autoencode",
@@ -71,9 +75,9 @@ def env_id(name: str) -> str:
     return f"popgym-{name}Easy-v0"
 
 
-def experiment(out: Path, name: str, cell: str, budget: int) -> Path:
-    """The experiment folder of `cell` on env `name` at `budget` steps."""
-    return out / f"{name}__{cell}__{budget // 1000}k"
+def experiment(out: Path, name: str, cell: str, budget: int, seeds: int) -> Path:
+    """The experiment folder of `seeds` seeds of `cell` on env `name` at `budget` steps."""
+    return out / f"{name}__{cell}__{budget}steps__{seeds}seeds"
 
 
 def tune_args(name: str, cell: str, seeds: int, budget: int) -> list[str]:
@@ -91,30 +95,44 @@ def thin(steps: list[int], wall: list[float], values: list[float]) -> list[list[
     return [[int(steps[i]), round(wall[i], 2), round(values[i], 4)] for i in keep]
 
 
+def full_window(steps: Any, lengths: Any, n_envs: int) -> Any:
+    """Which points of a run's `rollout/` curves average `jobs.WINDOW` episodes (SB3's means
+    start at the first episode), judged from the steps and the mean episode length: n copies
+    have ended at least steps / (length + 1) - n episodes (each episode takes one more step,
+    the autoreset's)."""
+    return steps >= (WINDOW + n_envs) * (lengths + 1.0)
+
+
 def trial_line(name: str, cell: str, budget: int, row: dict[str, str]) -> dict[str, Any]:
-    """The results line of one finished trial of an experiment (a `results.csv` row)."""
+    """The results line of one finished trial of an experiment (a `results.csv` row): MMER is
+    the maximum of the points whose mean is over a full window (`full_window`)."""
     from agent.report.curves import read_run
 
-    curve = read_run(row["path"]).scalars[TAG]
-    best = int(curve.values.argmax())
+    run = read_run(row["path"])
+    curve, lengths = run.scalars[TAG], run.scalars["rollout/ep_len_mean"]
+    full = full_window(curve.steps, lengths.values, int(run.config.get("n_envs", 16)))
+    best = int(np.flatnonzero(full)[curve.values[full].argmax()]) if full.any() else -1
     return {
         "env": name, "cell": cell, "budget": budget, "seed": int(row["seed"]),
         "mmer": float(curve.values[best]), "mmer_step": int(curve.steps[best]),
         "final": float(curve.values[-1]), "steps": int(row["steps"]),
         "train_seconds": float(row["wall_time_s"]),
+        "full_from": int(curve.steps[full][0]) if full.any() else None,
         "curve": thin(curve.steps.tolist(), curve.wall.tolist(), curve.values.tolist()),
     }  # fmt: skip
 
 
-def collect(out: Path, results: Path, name: str, cell: str, budget: int) -> int:
-    """Add the lines of the experiment's finished trials (in OUT) missing from
+def collect(folder: Path, results: Path, name: str, cell: str, budget: int) -> int:
+    """Add the lines of the finished trials of the experiment in `folder` missing from
     RESULTS/results.jsonl; how many were added."""
-    from agent.tune.trial_table import finished_trials
+    from agent.tune.trial_table import RESULTS_CSV, finished_trials
 
+    if not (folder / RESULTS_CSV).is_file():
+        return 0
     have = {(x["env"], x["cell"], x["budget"], x["seed"]) for x in load_results(results)}
     lines = [
         trial_line(name, cell, budget, row)
-        for row in finished_trials(experiment(out, name, cell, budget))
+        for row in finished_trials(folder)
         if (name, cell, budget, int(row["seed"])) not in have
     ]
     with (results / "results.jsonl").open("a") as f:
@@ -132,6 +150,7 @@ def score(values: list[float]) -> str:
 def table(results: list[dict[str, Any]], budget: int) -> str:
     """The Markdown table of MMER per environment (rows) and cell (columns) at `budget`, with
     the paper's scores where known and each environment's median training time per run."""
+    results = [x for x in results if x["budget"] == budget]
     cells = [c for c in CELLS if any(x["cell"] == c for x in results)]
     lines = [
         "| env (Easy) | " + " | ".join(f"{c}: MMER ± std (seeds)" for c in cells)
@@ -139,7 +158,7 @@ def table(results: list[dict[str, Any]], budget: int) -> str:
         "|---|" + "---|" * (len(cells) + 4),
     ]  # fmt: skip
     for name in ENVS:
-        runs = [x for x in results if x["env"] == name and x["budget"] == budget]
+        runs = [x for x in results if x["env"] == name]
         if not runs:
             continue
         row = [score([x["mmer"] for x in runs if x["cell"] == c]) if any(
@@ -158,6 +177,9 @@ def plot(results: list[dict[str, Any]], budget: int, path: Path) -> None:
 
     check_figure_path(path)
     names = [n for n in ENVS if any(x["env"] == n and x["budget"] == budget for x in results)]
+    if not names:
+        print(f"no results at {budget} steps to draw")
+        return
     figure, axes = panel_grid(len(names), f"POPGym Easy at {budget // 1000}k steps, our defaults")
     for ax, name in zip(axes, names, strict=True):
         for i, cell in enumerate(CELLS):
@@ -195,10 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         for cell in args.cells:  # every env of a cell before the next cell: the LSTM's first
             for name in args.envs:
                 seeds = args.seeds if cell in PAPER_CELLS else args.new_cell_seeds
-                folder = experiment(args.out, name, cell, args.budget)
-                run_tune_experiment(folder, tune_args(name, cell, seeds, args.budget),
-                                    args.out / WALLS)  # fmt: skip
-                collect(args.out, args.results, name, cell, args.budget)
+                folder = experiment(args.out.resolve(), name, cell, args.budget, seeds)
+                try:
+                    run_tune_experiment(folder, tune_args(name, cell, seeds, args.budget),
+                                        args.out / WALLS)  # fmt: skip
+                finally:  # what finished is kept, whatever stopped the rest
+                    collect(folder, args.results, name, cell, args.budget)
     results = load_results(args.results)
     print(table(results, args.budget) if results else "no results yet")
     if args.plot and results:
