@@ -24,11 +24,13 @@ from agent.environment.vec_env import (
     drop_unreadable_parts,
     qualified_env_id,
 )
+from agent.networks import encoders
 from agent.networks.encoders import (
     DEDUPLICATE_FROM,
     CodeGridEncoder,
     RowSums,
     distinct,
+    grid_hashes,
     make_encoder,
 )
 
@@ -196,12 +198,27 @@ def test_a_minigrid_id_without_minigrid_names_the_extra(monkeypatch):
 # ----------------------------------------------------------- distinct views, one CNN pass ---
 
 
-def test_distinct_finds_one_copy_of_each_grid():
-    base = grids((5, 6, 6, 3), seed=2, high=256)
+@pytest.mark.parametrize("shape", [(6, 6, 3), (8, 8, 2)])  # 108 bytes (padded) and 128
+def test_distinct_finds_one_copy_of_each_grid(shape):
+    base = grids((5, *shape), seed=2, high=256)
     order = torch.tensor([3, 0, 3, 1, 1, 4, 0, 3])
     first, index = distinct(base[order])
     assert len(first) == 4  # views 0, 1, 3, 4
     assert torch.equal(base[order][first][index], base[order])
+
+
+def test_grids_that_share_a_hash_are_still_told_apart(monkeypatch):
+    base = grids((5, 6, 6, 3), seed=2, high=256)
+    order = torch.tensor([3, 0, 3, 1, 1, 4, 0, 3])
+    monkeypatch.setattr(encoders, "grid_hashes", lambda rows: np.zeros(len(rows), np.uint64))
+    first, index = distinct(base[order])
+    assert len(first) == 4 and torch.equal(base[order][first][index], base[order])
+
+
+def test_equal_grids_hash_equal_and_these_unequal_ones_do_not():
+    rows = grids((6, 7, 7, 3), seed=5, high=256).numpy().reshape(6, -1)
+    hashes = grid_hashes(np.concatenate([rows, rows[::-1]]))
+    assert np.array_equal(hashes[:6], hashes[6:][::-1]) and len(set(hashes[:6])) == 6
 
 
 def test_a_batch_of_repeated_views_gives_the_features_and_gradients_of_one_pass_each():

@@ -6,6 +6,7 @@ Observations arrive as tensors with any number of leading batch dimensions ([B, 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -108,17 +109,46 @@ DEDUPLICATE_BELOW = 0.5
 def distinct(grids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(first, index): the positions of one copy of each distinct grid in `grids` [N, ...], and
     for each grid the position in `first` of its copy, so that `grids[first][index]` is `grids`.
-    On the CPU NumPy compares each grid's bytes as one value (a few times faster than
-    `torch.unique(dim=0)`, which compares column by column)."""
+    On the CPU each grid's bytes are hashed to one 64-bit number (`grid_hashes`), the numbers
+    sorted, and the grouping checked against the bytes, falling back on comparing whole byte
+    strings (`np.unique` of each grid as one value) if two grids ever share a hash: 84x84 RGB
+    minibatches group about 5x faster than by their bytes alone, and those a few times faster
+    than `torch.unique(dim=0)`, which compares column by column (used on other devices)."""
     if grids.device.type != "cpu":
         unique, index = torch.unique(grids.flatten(start_dim=1), dim=0, return_inverse=True)
         first = torch.empty(len(unique), dtype=torch.long, device=grids.device)
         first.scatter_(0, index, torch.arange(len(index), device=grids.device))
         return first, index
     rows = np.ascontiguousarray(grids.numpy().reshape(len(grids), -1))
-    keys = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
-    _, first, index = np.unique(keys, return_index=True, return_inverse=True)
-    return torch.from_numpy(first), torch.from_numpy(index.reshape(-1))
+    _, first, index = np.unique(grid_hashes(rows), return_index=True, return_inverse=True)
+    index = index.reshape(-1)
+    if not np.array_equal(rows[first][index], rows):  # two grids with one hash
+        keys = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
+        _, first, index = np.unique(keys, return_index=True, return_inverse=True)
+        index = index.reshape(-1)
+    return torch.from_numpy(first), torch.from_numpy(index)
+
+
+HASH_SEED = 0x5EED
+"""Seeds the multipliers of `grid_hashes` (any fixed odd numbers do)."""
+
+
+def grid_hashes(rows: np.ndarray) -> np.ndarray:
+    """One uint64 per row of `rows` [N, B] (any dtype, B bytes a row): the row's bytes read as
+    uint64 words (zero-padded), each times a fixed random odd multiplier, summed with wraparound.
+    Equal rows hash equal; unequal ones rarely do, which `distinct` checks."""
+    raw = rows.view(np.uint8).reshape(len(rows), -1)
+    if raw.shape[1] % 8:
+        raw = np.pad(raw, ((0, 0), (0, 8 - raw.shape[1] % 8)))
+    words = np.ascontiguousarray(raw).view(np.uint64)
+    return (words * hash_multipliers(words.shape[1])).sum(axis=1, dtype=np.uint64)
+
+
+@functools.lru_cache(maxsize=8)
+def hash_multipliers(n: int) -> np.ndarray:
+    """`n` fixed random odd uint64 numbers (`HASH_SEED`)."""
+    rng = np.random.default_rng(HASH_SEED)
+    return rng.integers(0, 2**63, n, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 
 
 class ImageEncoder(Encoder):
