@@ -106,13 +106,13 @@ def test_the_default_config_prepares_half_the_units_for_long_gaps():
 @pytest.mark.parametrize("groups", [1, 2])
 def test_single_steps_match_the_sequence_kernel(rnn_type, groups):
     torch.manual_seed(0)
-    H = 4 if rnn_type == "ffm" else 5  # an FFM's units come in fours
+    H = 8 if rnn_type == "ffm" else 5  # an FFM's units come in fours: two memory channels
     core = RecurrentCore(3, H, 2, rnn_type, groups=groups)
     x = torch.randn(4, 6, 3)
     state = torch.randn(core.state_slots, 2, 6, H * groups)
     with torch.enable_grad():
         seq_out, seq_state = core(x, state)
-    weights = core_step_weights(core)  # the fast path's (None unless an LSTM or a minGRU)
+    weights = core_step_weights(core)  # the fast path's (None for a GRU, a peephole, none)
     stepped, fused = state, state
     with torch.no_grad():
         for t in range(4):

@@ -26,9 +26,10 @@ the cost is per tensor and per kernel call, not per weight. The tricks:
    Why: all G networks of a layer (the actor's and the critic's) run as one matrix product over
    a block-diagonal weight, with the gates reordered so that one sigmoid covers three gates: at
    a rollout's batch sizes the cost is per kernel call, and this makes a dozen calls per step
-   where G `torch.lstm_cell`s made fifty. A minGRU's step (`mingru_step`) is fused the same way.
-   GRU, peephole, FFM and `none` cores have no fused step (`torch.gru_cell`, undocumented, was no
-   faster end to end): they take the reference step.
+   where G `torch.lstm_cell`s made fifty. A minGRU's step (`mingru_step`) and an FFM's
+   (`ffm_step`: its complex decay in real arithmetic) are fused the same way. GRU, peephole and
+   `none` cores have no fused step (`torch.gru_cell`, undocumented, was no faster end to end):
+   they take the reference step.
    Reference: `RecurrentCore.step`, the modules on a sequence of one step.
    Checked by tests/test_recurrent.py (single fused steps match the sequence kernel; the weights
    are a copy, made again after an update), tests/test_policy_step.py and tests/test_fast_path.py.
@@ -184,8 +185,24 @@ class Parameters:
 
 # -------------------------------------------------------------- 2. the fused LSTM step ---
 
-CoreStepWeights = list[tuple[torch.Tensor, torch.Tensor]]
-"""Per layer, the fused (weight, bias) of `lstm_step`."""
+class FFMStepWeights(NamedTuple):
+    """One FFM layer's weights for `ffm_step`, the G networks side by side."""
+
+    pre: torch.Tensor
+    """[F, G * (2m + 2H)]: the input projections, columns grouped (u, through, input gate,
+    output gate) and, within a group, by network (block-diagonal for deeper layers)."""
+    pre_bias: torch.Tensor
+    decay: tuple[torch.Tensor, torch.Tensor]
+    """gamma's real and imaginary parts, [G * H] each, in the state's layout."""
+    mix: torch.Tensor
+    """[2 * G * H, G * H]: the mixing layers over the memory's real parts, then imaginary ones."""
+    mix_bias: torch.Tensor
+    eps: float
+    """The LayerNorm's epsilon."""
+
+
+CoreStepWeights = list[tuple[torch.Tensor, torch.Tensor]] | list[FFMStepWeights]
+"""Per layer, the fused (weight, bias) of `lstm_step` or `mingru_step`, or `ffm_step`'s."""
 
 _WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -193,7 +210,7 @@ _WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 @torch.no_grad()
 def core_step_weights(core: RecurrentCore) -> CoreStepWeights | None:
     """The weights `lstm_step` uses, from `core`'s current parameters (a minGRU's: those of
-    `mingru_step`; None for the other cores):
+    `mingru_step`, an FFM's those of `ffm_step`; None for the other cores):
     per layer, the G networks' weights as one matrix [F + G * H, 4 * G * H] that maps
     [input, h] to all gates (block-diagonal where the networks do not talk), and one bias.
 
@@ -203,6 +220,8 @@ def core_step_weights(core: RecurrentCore) -> CoreStepWeights | None:
     """
     if core.rnn_type == "mingru":
         return mingru_step_weights(core)
+    if core.rnn_type == "ffm":
+        return ffm_step_weights(core)
     if core.rnn_type != "lstm":
         return None
     G, H = core.groups, core.hidden_size
@@ -287,15 +306,80 @@ def mingru_step(
     return x, torch.stack(hs).unsqueeze(0)
 
 
+@torch.no_grad()
+def ffm_step_weights(core: RecurrentCore) -> list[FFMStepWeights]:
+    """The weights `ffm_step` uses (see `FFMStepWeights`), from `core`'s current parameters."""
+    G, H = core.groups, core.hidden_size
+    fused = []
+    for layer in range(core.num_layers):
+        layers = [rnn.layers[layer] for rnn in core.rnns]
+        m = layers[0].memory
+        sizes = (m, H, m, H)
+        n_in = layers[0].pre.in_features * (1 if layer == 0 else G)
+        pre = layers[0].pre.weight.new_zeros(n_in, 2 * G * (m + H))
+        pre_bias = pre.new_zeros(2 * G * (m + H))
+        mix = pre.new_zeros(2, G * H, G * H)
+        start = 0
+        for part, size in enumerate(sizes):  # u, through, input gate, output gate
+            begin = sum(sizes[:part])
+            for g, ffm in enumerate(layers):
+                rows = slice(0, n_in) if layer == 0 else slice(g * H, (g + 1) * H)
+                cols = slice(start + g * size, start + (g + 1) * size)
+                pre[rows, cols] = ffm.pre.weight[begin : begin + size].t()
+                pre_bias[cols] = ffm.pre.bias[begin : begin + size]
+            start += G * size
+        for g, ffm in enumerate(layers):
+            block = slice(g * H, (g + 1) * H)
+            # the mixing layer reads each entry's real and imaginary parts side by side
+            mix[0, block, block] = ffm.mix.weight[:, 0::2].t()
+            mix[1, block, block] = ffm.mix.weight[:, 1::2].t()
+        gamma = torch.cat([ffm.log_gamma().exp().reshape(-1) for ffm in layers])
+        fused.append(
+            FFMStepWeights(
+                pre, pre_bias, (gamma.real.contiguous(), gamma.imag.contiguous()),
+                mix.view(2 * G * H, G * H), torch.cat([ffm.mix.bias for ffm in layers]),
+                layers[0].norm.eps,
+            )
+        )  # fmt: skip
+    return fused
+
+
+@torch.no_grad()
+def ffm_step(
+    core: RecurrentCore, x: torch.Tensor, state: torch.Tensor, weights: list[FFMStepWeights]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`core.step(x, state)` for an FFM core, over `weights = ffm_step_weights(core)`: per layer
+    one product for every network's projections, the complex decay in real arithmetic, one
+    product for the mixing layers, and a LayerNorm per network (`agent.networks.ffm`)."""
+    G, H = core.groups, core.hidden_size
+    reals, imags = [], []
+    for layer, w in enumerate(weights):
+        m = core.rnns[0].layers[layer].memory
+        u, through, g_in, g_out = torch.addmm(w.pre_bias, x, w.pre).split(
+            (G * m, G * H, G * m, G * H), dim=1
+        )
+        entering = (u * g_in.sigmoid()).repeat_interleave(H // m, dim=1)  # per entry
+        (decay_re, decay_im), real, imag = w.decay, state[0, layer], state[1, layer]
+        real, imag = decay_re * real - decay_im * imag + entering, decay_re * imag + decay_im * real
+        mixed = torch.addmm(w.mix_bias, torch.cat((real, imag), dim=1), w.mix)
+        normed = nn.functional.layer_norm(mixed.view(-1, G, H), (H,), eps=w.eps).view(-1, G * H)
+        x = torch.lerp(through, normed, g_out.sigmoid())
+        reals.append(real)
+        imags.append(imag)
+    return x, torch.stack((torch.stack(reals), torch.stack(imags)))
+
+
 def core_step(
     core: RecurrentCore, x: torch.Tensor, state: torch.Tensor, weights: CoreStepWeights | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fused step where `core` has one (`weights` not None: an LSTM or a minGRU), else the
-    reference."""
+    """The fused step where `core` has one (`weights` not None: an LSTM, a minGRU or an FFM),
+    else the reference."""
     if weights is None:
         return core.step(x, state)
     if core.rnn_type == "mingru":
         return mingru_step(core, x, state, weights)
+    if core.rnn_type == "ffm":
+        return ffm_step(core, x, state, weights)
     return lstm_step(core, x, state, weights)
 
 
@@ -306,8 +390,8 @@ HeadWeights = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 class StepWeights(NamedTuple):
-    """`step_weights(policy)`: the recurrent core's (None unless an LSTM or a minGRU) and the
-    heads'."""
+    """`step_weights(policy)`: the recurrent core's (None unless an LSTM, a minGRU or an FFM)
+    and the heads'."""
 
     core: CoreStepWeights | None
     heads: HeadWeights
@@ -370,7 +454,7 @@ class FusedPolicy:
         deterministic: bool = False,
         mask: torch.Tensor | None = None,
     ) -> PolicyStep:
-        """`RecurrentActorCritic.step`: fused core (an LSTM's or a minGRU's) and fused heads."""
+        """`RecurrentActorCritic.step`: fused core (where it has a fused step) and fused heads."""
         policy = self.policy
         out, state = core_step(policy.core, policy.encoder(obs), state, self.weights.core)
         dist, values = fused_heads(policy, out, self.weights.heads, mask)
@@ -379,8 +463,8 @@ class FusedPolicy:
 
     @torch.no_grad()
     def value(self, obs: Obs, state: torch.Tensor) -> torch.Tensor:
-        """`RecurrentActorCritic.value`: fused core (an LSTM's or a minGRU's), then the critic's modules (the
-        actor's head is not needed)."""
+        """`RecurrentActorCritic.value`: fused core (where it has a fused step), then the critic's
+        modules (the actor's head is not needed)."""
         policy = self.policy
         out, _ = core_step(policy.core, policy.encoder(obs), state, self.weights.core)
         return policy.value_head(policy.vf_mlp(out[:, -policy.hidden_size :])).squeeze(-1)
