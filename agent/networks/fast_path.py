@@ -185,6 +185,7 @@ class Parameters:
 
 # -------------------------------------------------------------- 2. the fused LSTM step ---
 
+
 class FFMStepWeights(NamedTuple):
     """One FFM layer's weights for `ffm_step`, the G networks side by side."""
 
