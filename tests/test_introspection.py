@@ -158,6 +158,20 @@ def test_plot_memory_of_a_memoryless_core_is_a_clear_error(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "'none'" in err
 
 
+def test_log_memory_of_a_mingru_logs_its_keep_gate_and_hidden_state(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    argv = ["--env", "Memory/TMaze-v0", "--env-kwargs", "length=3", "--n-envs", "2"]
+    argv += ["--n-steps", "16", "--batch-size", "32", "--lstm-hidden-size", "8"]
+    argv += ["--rnn-type", "mingru", "--total-timesteps", "32", "--eval-freq", "32"]
+    argv += ["--eval-episodes", "1", "--log-memory", "--no-progress", "--run-dir", str(tmp_path)]
+    assert train_script.main(argv) == 0
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"histograms": 0})
+    events.Reload()
+    tags = {t for t in events.Tags()["histograms"] if t.startswith("memory/")}
+    assert tags == {"memory/keep_gate", "memory/hidden"}
+
+
 @pytest.mark.parametrize("rnn_type", ["gru", "mingru", "ffm"])
 def test_other_cores_trace_their_gates_and_memory_as_carried(rnn_type, tmp_path):
     """The recorded memory after the last step is the one `predict` carries (for an FFM, the
