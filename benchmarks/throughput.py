@@ -101,6 +101,17 @@ TASKS: dict[str, dict[str, Any]] = {
         "normalize_obs": False,
         "eval_episodes": 50,
     },
+    # The tmaze-1000 preset itself (issue 28: can a core trained by a scan beat the LSTM's step
+    # loop on sequences of 1,002 steps, two to a minibatch?): ten of its rollouts by default.
+    "tmaze-1000": {
+        "env": "Memory/TMaze-v0",
+        "env_kwargs": {"length": 1000},
+        "steps": 10 * 32 * 1002,
+        "hp": from_preset("tmaze-1000", (*TMAZE_RECIPE, "n_envs", "n_steps", "batch_size")),
+        "sb3_hp": {"n_steps": 1001, "batch_size": 2002},
+        "normalize_obs": False,
+        "eval_episodes": 20,
+    },
     # Images (issue 27), at our defaults on both sides. MiniGrid-MemoryS7's 7x7x3 object codes:
     # ours encodes them as `image_encoder: auto` does; sb3-contrib's NatureCNN cannot take 7x7
     # (CnnLstmPolicy fails), so its MlpLstmPolicy reads them flattened, divided by 255.
