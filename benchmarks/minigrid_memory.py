@@ -12,7 +12,10 @@ them) at the defaults, with its variant's flags:
 - `encoders`: MemoryS7 with each encoding of the codes (`--image-encoder flatten`: each channel
   divided by its largest value, the codes as intensities; `onehot`; `embed`), 2 seeds;
 - `encoders-pixels`: `flatten` and `embed` on our VisualMatch (8x8 RGB frames: a small grid
-  of pixels, which `auto` reads as codes too), 3 seeds.
+  of pixels, which `auto` reads as codes too), 3 seeds;
+- `pixels-s9`: MemoryS9 as MarcoMeter/recurrent-ppo-truncated-bptt trains it (a 3x3 view drawn
+  as 84x84 RGB, three actions) at the defaults, their 2.05M steps, 3 seeds;
+- `random-lengths`: MemoryS13Random and MemoryS17Random at the defaults, 3M steps, 3 seeds.
 
 The goals at the defaults (5 seeds each, on Ray Tune) are presets: `python benchmarks/presets.py
 --presets minigrid-memory-s7 minigrid-memory-s9`.
@@ -89,6 +92,10 @@ TASKS = {
         ),
     ),
 }
+# Corridors of random length (MemoryS13Random: episodes of at most 845 steps, S17Random 1,445),
+# on the 7x7 codes: no recurrent PPO result is published for them on this view.
+TASKS["MemoryS13Random"] = Task("minigrid:MiniGrid-MemoryS13Random-v0", goal=0.9)
+TASKS["MemoryS17Random"] = Task("minigrid:MiniGrid-MemoryS17Random-v0", goal=0.9)
 VARIANTS: dict[str, list[str]] = {
     "defaults": [],
     "flatten": ["--image-encoder", "flatten"],
@@ -109,6 +116,10 @@ class Experiment:
 EXPERIMENTS = {
     "encoders": Experiment(("MemoryS7",), ("flatten", "onehot", "embed"), (0, 1), 400_000),
     "encoders-pixels": Experiment(("VisualMatch",), ("flatten", "embed"), (0, 1, 2), 150_000),
+    "pixels-s9": Experiment(("MemoryS9-rgb3x3",), ("defaults",), (0, 1, 2), 2_050_000),
+    "random-lengths": Experiment(
+        ("MemoryS13Random", "MemoryS17Random"), ("defaults",), (0, 1, 2), 3_000_000
+    ),
 }
 
 
