@@ -91,11 +91,11 @@ TASKS = {
             "benchmarks.minigrid_memory:TurnsAndForward",
         ),
     ),
+    # Corridors of random length (MemoryS13Random: episodes of at most 845 steps, S17Random
+    # 1,445), on the 7x7 codes: no recurrent PPO result is published for them on this view.
+    "MemoryS13Random": Task("minigrid:MiniGrid-MemoryS13Random-v0", goal=0.9),
+    "MemoryS17Random": Task("minigrid:MiniGrid-MemoryS17Random-v0", goal=0.9),
 }
-# Corridors of random length (MemoryS13Random: episodes of at most 845 steps, S17Random 1,445),
-# on the 7x7 codes: no recurrent PPO result is published for them on this view.
-TASKS["MemoryS13Random"] = Task("minigrid:MiniGrid-MemoryS13Random-v0", goal=0.9)
-TASKS["MemoryS17Random"] = Task("minigrid:MiniGrid-MemoryS17Random-v0", goal=0.9)
 VARIANTS: dict[str, list[str]] = {
     "defaults": [],
     "flatten": ["--image-encoder", "flatten"],

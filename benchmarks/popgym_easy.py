@@ -9,7 +9,7 @@ Each (environment, cell) pair is one `tune.py` experiment at our defaults but `-
 after another, every env of one cell before the next cell, each folder resumable (`benchmarks.jobs.run_tune_experiment`). Trials run without
 periodic evaluations: the score is the paper's metric, MMER, the maximum over training of the
 mean episodic return, here of the last 100 training episodes (`rollout/ep_rew_mean`, logged
-after every rollout, counted once about 100 episodes have ended: `full_window`; the paper's is
+after every rollout, counted once about 100 episodes have ended: `full_windows`; the paper's is
 the mean over each RLlib train batch of 65,536 steps). A trial that failed is not retried: its
 seed is missing from the table's count, and deleting its experiment folder runs it again. POPGym scales
 returns into [-1, 1] for most tasks. Not run: LabyrinthEscape and LabyrinthExplore (they need
@@ -95,7 +95,7 @@ def thin(steps: list[int], wall: list[float], values: list[float]) -> list[list[
     return [[int(steps[i]), round(wall[i], 2), round(values[i], 4)] for i in keep]
 
 
-def full_window(steps: Any, lengths: Any, n_envs: int) -> Any:
+def full_windows(steps: Any, lengths: Any, n_envs: int) -> Any:
     """Which points of a run's `rollout/` curves average `jobs.WINDOW` episodes (SB3's means
     start at the first episode), judged from the steps and the mean episode length: n copies
     have ended at least steps / (length + 1) - n episodes (each episode takes one more step,
@@ -105,12 +105,12 @@ def full_window(steps: Any, lengths: Any, n_envs: int) -> Any:
 
 def trial_line(name: str, cell: str, budget: int, row: dict[str, str]) -> dict[str, Any]:
     """The results line of one finished trial of an experiment (a `results.csv` row): MMER is
-    the maximum of the points whose mean is over a full window (`full_window`)."""
+    the maximum of the points whose mean is over a full window (`full_windows`)."""
     from agent.report.curves import read_run
 
     run = read_run(row["path"])
     curve, lengths = run.scalars[TAG], run.scalars["rollout/ep_len_mean"]
-    full = full_window(curve.steps, lengths.values, int(run.config.get("n_envs", 16)))
+    full = full_windows(curve.steps, lengths.values, int(run.config.get("n_envs", 16)))
     best = int(np.flatnonzero(full)[curve.values[full].argmax()]) if full.any() else -1
     return {
         "env": name, "cell": cell, "budget": budget, "seed": int(row["seed"]),
@@ -161,8 +161,8 @@ def table(results: list[dict[str, Any]], budget: int) -> str:
         runs = [x for x in results if x["env"] == name]
         if not runs:
             continue
-        row = [score([x["mmer"] for x in runs if x["cell"] == c]) if any(
-            x["cell"] == c for x in runs) else "" for c in cells]  # fmt: skip
+        mmers = {c: [x["mmer"] for x in runs if x["cell"] == c] for c in cells}
+        row = [score(mmers[c]) if mmers[c] else "" for c in cells]
         paper = [f"{PAPER[name][k]:.3f}" if k in PAPER.get(name, {}) else "?" for k in
                  ("mlp", "gru", "lstm")]  # fmt: skip
         seconds = statistics.median(x["train_seconds"] for x in runs)

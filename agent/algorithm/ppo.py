@@ -635,10 +635,11 @@ class RecurrentPPO(SB3Methods):
         `state` is what the previous call returned (None at the start): (h, c) for an LSTM or a
         peephole LSTM, (h,) for a GRU or a minGRU, (real, imaginary parts) for an FFM, each
         [layers, B, G * H] (G = 2 unless `shared_lstm`: actor and critic units). `episode_start`
-        [B] marks the observations that begin an episode; their state is reset first. `action_masks` [B, sum(nvec)] (or
-        [sum(nvec)] for one observation; True: legal), as in sb3-contrib's `MaskablePPO`: the
-        actions are chosen among the legal ones. A Dict observation's `action_mask` entry is
-        used when `action_masks` is None. Returns (actions, next state).
+        [B] marks the observations that begin an episode; their state is reset first.
+        `action_masks` [B, sum(nvec)] (or [sum(nvec)] for one observation; True: legal), as in
+        sb3-contrib's `MaskablePPO`: the actions are chosen among the legal ones. A Dict
+        observation's `action_mask` entry is used when `action_masks` is None. Returns (actions,
+        next state).
         """
         policy_obs, from_obs = split_observation(observation)
         if not self.config.observe_action_mask:

@@ -320,15 +320,13 @@ def ffm_step_weights(core: RecurrentCore) -> list[FFMStepWeights]:
         pre = layers[0].pre.weight.new_zeros(n_in, 2 * G * (m + H))
         pre_bias = pre.new_zeros(2 * G * (m + H))
         mix = pre.new_zeros(2, G * H, G * H)
-        start = 0
         for part, size in enumerate(sizes):  # u, through, input gate, output gate
-            begin = sum(sizes[:part])
+            begin = sum(sizes[:part])  # in each network's rows; G * begin in the fused columns
             for g, ffm in enumerate(layers):
                 rows = slice(0, n_in) if layer == 0 else slice(g * H, (g + 1) * H)
-                cols = slice(start + g * size, start + (g + 1) * size)
+                cols = slice(G * begin + g * size, G * begin + (g + 1) * size)
                 pre[rows, cols] = ffm.pre.weight[begin : begin + size].t()
                 pre_bias[cols] = ffm.pre.bias[begin : begin + size]
-            start += G * size
         for g, ffm in enumerate(layers):
             block = slice(g * H, (g + 1) * H)
             # the mixing layer reads each entry's real and imaginary parts side by side

@@ -4,9 +4,10 @@
 activations and the memory of the actor's recurrent core (its last layer), recomputed from the
 core's weights and the state the model carried into that step: an LSTM's input, forget and
 output gates and its cell state; a GRU's reset and update gates and its hidden state; a minGRU's
-keep gate and its hidden state; an FFM's input gate and the magnitude of its complex memory. `memory_figure` draws them (with the observation) so a user can see a cue being stored,
-kept across the gap, and read out; `plot_memory` saves that figure to a file and `figure_rgb`
-renders it as an image for TensorBoard. Drawing needs matplotlib, imported only when drawing.
+keep gate and its hidden state; an FFM's input gate and the magnitude of its complex memory.
+`memory_figure` draws them (with the observation) so a user can see a cue being stored, kept
+across the gap, and read out; `plot_memory` saves that figure to a file and `figure_rgb` renders
+it as an image for TensorBoard. Drawing needs matplotlib, imported only when drawing.
 """
 
 from __future__ import annotations
