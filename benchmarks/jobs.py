@@ -56,10 +56,14 @@ def full_window(returns: Any) -> Any:
 
 
 def train_flags(
-    flags: list[str], budget: int, window: Callable[[Any], Any] = lambda r: r
+    flags: list[str],
+    budget: int,
+    window: Callable[[Any], Any] = lambda r: r,
+    stop: Callable[[Curve], bool] = lambda curve: False,
 ) -> tuple[int, float, Curve]:
     """Train as `train.py FLAGS` would, for `budget` steps (here, with a record after every
-    update of `window(the last 100 training returns)`): (steps, training seconds, curve)."""
+    update of `window(the last 100 training returns)`, and sooner if `stop(the curve so far)`
+    says so): (steps, training seconds, curve)."""
     import time
 
     from agent import RecurrentPPO
@@ -72,14 +76,14 @@ def train_flags(
     )  # fmt: skip
     curve = CurveRecorder(budget)
     start = time.perf_counter()
-    model.learn(
-        budget,
-        callback=lambda m: curve.add(
-            m.num_timesteps,
-            time.perf_counter() - start,
-            window(m.episode_statistics.return_queue),
-        ),
-    )
+
+    def record(m: Any) -> bool:
+        curve.add(
+            m.num_timesteps, time.perf_counter() - start, window(m.episode_statistics.return_queue)
+        )
+        return not stop(curve.points)
+
+    model.learn(budget, callback=record)
     wall = time.perf_counter() - start
     model.close()
     return model.num_timesteps, wall, curve.points
@@ -92,6 +96,17 @@ def time_to_goal(curve: list[Any], index: int, goal: float) -> tuple[int | None,
         if point[index] is not None and point[index] >= goal:
             return point[0], point[1]
     return None, None
+
+
+def held_for(goal: float, steps: int) -> Callable[[Curve], bool]:
+    """A `train_flags` stop: true once the curve has been `steps` past the point where its return
+    first reached `goal` (the run is judged solved; what it does after that is not awaited)."""
+
+    def stop(curve: Curve) -> bool:
+        reached, _ = time_to_goal(curve, 2, goal)
+        return reached is not None and curve[-1][0] >= reached + steps
+
+    return stop
 
 
 def load_results(out: Path) -> list[dict[str, Any]]:

@@ -15,7 +15,8 @@ them) at the defaults, with its variant's flags:
   of pixels, which `auto` reads as codes too), 3 seeds;
 - `pixels-s9`: MemoryS9 as MarcoMeter/recurrent-ppo-truncated-bptt trains it (a 3x3 view drawn
   as 84x84 RGB, three actions) at the defaults, their 2.05M steps, 3 seeds;
-- `random-lengths`: MemoryS13Random and MemoryS17Random at the defaults, 3M steps, 3 seeds.
+- `random-lengths`: MemoryS13Random and MemoryS17Random at the defaults, 3 seeds, each run
+  stopped 300k steps after it first reaches the goal, or at 3M steps.
 
 The goals at the defaults (5 seeds each, on Ray Tune) are presets: `python benchmarks/presets.py
 --presets minigrid-memory-s7 minigrid-memory-s9`.
@@ -111,6 +112,9 @@ class Experiment:
     variants: tuple[str, ...]
     seeds: tuple[int, ...]
     budget: int
+    hold: int = 0
+    """Steps a run goes on after its curve first reaches the goal before it stops (0: it trains
+    the budget out)."""
 
 
 EXPERIMENTS = {
@@ -118,7 +122,7 @@ EXPERIMENTS = {
     "encoders-pixels": Experiment(("VisualMatch",), ("flatten", "embed"), (0, 1, 2), 150_000),
     "pixels-s9": Experiment(("MemoryS9-rgb3x3",), ("defaults",), (0, 1, 2), 2_050_000),
     "random-lengths": Experiment(
-        ("MemoryS13Random", "MemoryS17Random"), ("defaults",), (0, 1, 2), 3_000_000
+        ("MemoryS13Random", "MemoryS17Random"), ("defaults",), (0, 1, 2), 3_000_000, 300_000
     ),
 }
 
@@ -128,6 +132,7 @@ class Job(NamedTuple):
     variant: str
     seed: int
     budget: int
+    hold: int = 0
 
 
 def job_key(line: dict[str, Any]) -> tuple[str, str, int, int]:
@@ -151,8 +156,10 @@ def worker(job: Job) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    steps, wall, curve = jobs.train_flags(flags(job), job.budget, jobs.full_window)
-    return jobs.goal_line(job, steps, wall, curve, TASKS[job.task].goal)
+    goal = TASKS[job.task].goal
+    stop = jobs.held_for(goal, job.hold) if job.hold else lambda curve: False
+    steps, wall, curve = jobs.train_flags(flags(job), job.budget, jobs.full_window, stop)
+    return jobs.goal_line(job, steps, wall, curve, goal)
 
 
 def describe(job: Job, line: dict[str, Any]) -> str:
@@ -167,7 +174,8 @@ def plan(args: argparse.Namespace) -> list[Job]:
         exp = EXPERIMENTS[name]
         seeds = (0,) if args.quick else exp.seeds
         budget = QUICK_BUDGET if args.quick else exp.budget
-        todo += [Job(t, v, s, budget) for t in exp.tasks for v in exp.variants for s in seeds]
+        hold = min(exp.hold, budget // 2) if args.quick else exp.hold
+        todo += [Job(t, v, s, budget, hold) for t in exp.tasks for v in exp.variants for s in seeds]
     return sorted(dict.fromkeys(todo), key=lambda job: job.seed)
 
 

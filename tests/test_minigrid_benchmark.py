@@ -35,3 +35,18 @@ def test_a_quick_run_writes_one_line_per_variant_once(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| MemoryS7 (4k, 0.9) | embed |" in out
     assert minigrid_memory.main(argv) == 0 and "0 jobs to run" in capsys.readouterr().out
+
+
+def test_a_run_stops_once_held_past_the_goal_and_not_before():
+    stop = jobs.held_for(0.9, 1000)
+    assert not stop([(500, 1.0, None), (1000, 2.0, 0.5)])  # never at the goal
+    assert not stop([(500, 1.0, 0.95), (1400, 2.0, 0.5)])  # at it, not yet 1000 steps on
+    assert stop([(500, 1.0, 0.5), (1000, 2.0, 0.95), (2000, 3.0, 0.7)])  # 1000 steps on
+
+
+def test_train_flags_stops_when_told(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    flags = ["--env", "Memory/TMaze-v0", "--n-envs", "2", "--n-steps", "32", "--batch-size", "64",
+             "--device", "cpu"]  # fmt: skip
+    steps, _, curve = jobs.train_flags(flags, 10_000, stop=lambda curve: curve[-1][0] >= 128)
+    assert steps == 128 and curve[-1][0] == 128
