@@ -11,6 +11,7 @@ import torch
 from gymnasium import spaces
 
 from agent import RecurrentPPO
+from agent.algorithm.buffer import RolloutBuffer
 from agent.algorithm.checkpoint import (
     CheckpointError,
     auto_as_it_was,
@@ -18,6 +19,7 @@ from agent.algorithm.checkpoint import (
     read_metadata,
     save_checkpoint,
 )
+from agent.algorithm.sequences import make_minibatch
 from agent.environment.vec_env import (
     EnvError,
     check_env_id,
@@ -33,6 +35,8 @@ from agent.networks.encoders import (
     grid_hashes,
     make_encoder,
 )
+from agent.networks.observations import Frames
+from tests.replay_check import replay_errors
 
 
 def grids(shape, seed=0, high=11):
@@ -273,3 +277,73 @@ def test_distinct_on_cuda_finds_what_it_finds_on_the_cpu():
     first, index = distinct(batch.cuda())
     assert torch.equal(batch.cuda()[first][index], batch.cuda())
     assert len(first) == len(distinct(batch)[0])
+
+
+def test_frames_give_the_features_and_gradients_of_the_frames_they_stand_for():
+    """A leaf given as distinct frames and an index: the CNN sees each frame the index uses
+    once, and features and gradients are those of the frames themselves."""
+    shape = (36, 36, 3)
+    table = grids((5, *shape), seed=6, high=256)
+    index = torch.tensor([[3, 0, 3], [1, 1, 0]])  # frame 2 and 4 unused
+    enc = make_encoder(spaces.Box(0, 255, shape, np.uint8), "nature")
+    passes = []
+    enc.encode = (lambda encode: lambda g: passes.append(len(g)) or encode(g))(enc.encode)
+    out = enc(Frames(table, index))
+    assert passes == [3] and out.shape == (2, 3, enc.output_size)
+    out.pow(2).sum().backward()
+    grouped = [p.grad.clone() for p in enc.parameters()]
+    enc.zero_grad()
+    reference = enc.encode(table[index].reshape(-1, *shape)).reshape(out.shape)
+    torch.testing.assert_close(out, reference)
+    reference.pow(2).sum().backward()
+    for grad, p in zip(grouped, enc.parameters(), strict=True):
+        torch.testing.assert_close(grad, p.grad, rtol=1e-4, atol=1e-6)
+
+
+CODES = "minigrid.wrappers:ImgObsWrapper"
+
+
+def test_a_rollout_of_repeated_frames_trains_on_its_distinct_frames_and_replays_exactly():
+    """The rollout's frames are grouped once; each minibatch holds `Frames` that stand for its
+    padded observations, and replaying them recomputes the rollout's log-probs and values."""
+    model = RecurrentPPO(
+        "minigrid:MiniGrid-MemoryS7-v0", n_envs=4, n_steps=64, batch_size=64,
+        image_encoder="cnn", lstm_hidden_size=16, seed=1, wrappers=[CODES],
+    )  # fmt: skip
+    model._start_episodes()
+    model.collect_rollout()
+    buffer = model.collect_rollout()
+    model.compute_advantages(buffer)
+    flat = buffer.observations.reshape(-1, *buffer.observations.shape[2:])
+    for batch in buffer.minibatches(64, model.generator, False):
+        assert isinstance(batch.observations, Frames)
+        assert len(batch.observations.table) < len(flat) // 2
+    lp_err, v_err, _ = replay_errors(model, buffer)
+    assert lp_err < 1e-5 and v_err < 1e-5
+
+
+def test_a_dict_observation_has_its_frames_grouped_and_its_other_parts_as_they_are():
+    space = spaces.Dict(
+        {"frame": spaces.Box(0, 255, (6, 6, 3), np.uint8), "vec": spaces.Box(-1, 1, (2,))}
+    )
+    T, E = 8, 3
+    buffer = RolloutBuffer(
+        T, E, space, torch.zeros(2, 1, E, 4), "cpu", 4, {"frame": True, "vec": False}
+    )
+    views = grids((3, 6, 6, 3), seed=7, high=256)
+    rng = np.random.default_rng(0)
+    for t in range(T):
+        obs = {"frame": views[rng.integers(0, 3, E)], "vec": torch.randn(E, 2)}
+        buffer.add(
+            t, obs, torch.zeros(2, 1, E, 4), np.full(E, t % 5 == 0), np.ones(E, bool),
+            torch.zeros(E), torch.zeros(E), torch.zeros(E),
+        )  # fmt: skip
+    buffer.finish(torch.zeros(E))
+    buffer.advantages = buffer.returns = torch.zeros(T, E)
+    chosen = np.arange(len(buffer.sequences.length))
+    batch = buffer.batch(chosen, normalize_advantage=False)
+    index = make_minibatch(buffer.sequences, chosen, E, np.ones(T * E, bool), "cpu").index
+    frames, vec = batch.observations["frame"], batch.observations["vec"]
+    assert isinstance(frames, Frames) and len(frames.table) == 3
+    assert torch.equal(frames.dense(), buffer.observations["frame"].reshape(T * E, 6, 6, 3)[index])
+    assert torch.equal(vec, buffer.observations["vec"].reshape(T * E, 2)[index])

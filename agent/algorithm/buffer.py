@@ -10,7 +10,8 @@ import torch
 from gymnasium import spaces
 
 from agent.algorithm.sequences import Sequences, make_minibatch, pack, split_sequences
-from agent.networks.observations import Obs, allocate, tree_map, tree_map2
+from agent.networks.encoders import DEDUPLICATE_BELOW, distinct
+from agent.networks.observations import Frames, Obs, allocate, tree_map, tree_map2
 
 
 class TrainingBatch(NamedTuple):
@@ -54,7 +55,10 @@ class RolloutBuffer:
         initial_state: torch.Tensor,
         device: torch.device,
         sequence_len: int,
+        frame_leaves: object = False,
     ) -> None:
+        """`frame_leaves`: which observation leaves minibatches give as `Frames` of the rollout's
+        distinct frames, when grouping pays (the policy encoder's `frame_leaves()`)."""
         T, E = n_steps, n_envs
         self.n_steps, self.n_envs, self.device = T, E, device
         self.sequence_len = sequence_len
@@ -71,7 +75,9 @@ class RolloutBuffer:
         self._steps: dict[str, list[torch.Tensor]] = {"actions": [], "log_probs": [], "values": []}
         self._masks: list[np.ndarray] = []
         self.masks: torch.Tensor | None = None
+        self.frame_leaves = frame_leaves
         self._sequences: Sequences | None = None
+        self._grouped: Obs | None = None
         self._whole: TrainingBatch | None = None
 
     def add(
@@ -145,6 +151,24 @@ class RolloutBuffer:
             self._sequences = split_sequences(self.episode_starts.cpu().numpy(), self.sequence_len)
         return self._sequences
 
+    @property
+    def grouped_observations(self) -> Obs:
+        """The observations [T * E, ...] flat, those of `frame_leaves` as `Frames` of their
+        distinct frames when these are at most `DEDUPLICATE_BELOW` of them, computed once."""
+
+        def group(x: torch.Tensor, takes_frames: bool) -> torch.Tensor | Frames:
+            flat = x.reshape(-1, *x.shape[2:])
+            if not takes_frames:
+                return flat
+            first, index = distinct(flat)
+            if len(first) > DEDUPLICATE_BELOW * len(flat):
+                return flat
+            return Frames(flat[first.to(flat.device)], index.to(flat.device))
+
+        if self._grouped is None:
+            self._grouped = tree_map2(group, self.observations, self.frame_leaves)
+        return self._grouped
+
     def batch(self, chosen: np.ndarray, normalize_advantage: bool) -> TrainingBatch:
         """The minibatch of `sequences` numbered `chosen`: padded observations, the state stored
         at each sequence's first step, and the training fields of its learnable steps (neither
@@ -160,7 +184,10 @@ class RolloutBuffer:
         if normalize_advantage and advantages.numel() > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         return TrainingBatch(
-            observations=tree_map(lambda x: at(x, mb.index), self.observations),
+            observations=tree_map(
+                lambda x: x.select(mb.index) if isinstance(x, Frames) else x[mb.index],
+                self.grouped_observations,
+            ),
             # States are stored [T, E, S, layers, H]; the core takes [S, layers, N, H].
             state=at(self.states, mb.first).permute(1, 2, 0, 3),
             rows=mb.rows,

@@ -387,7 +387,7 @@ class RecurrentPPO(SB3Methods):
         cfg, env = self.config, self.env
         buffer = RolloutBuffer(
             cfg.n_steps, cfg.n_envs, self.policy_observation_space, self._state, self.device,
-            cfg.sequence_len,
+            cfg.sequence_len, self.policy.encoder.frame_leaves(),
         )  # fmt: skip
         self.policy.eval()
         # The parameters stay fixed during a rollout: the fast path fuses them once for it.

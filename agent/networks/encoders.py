@@ -14,6 +14,8 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from agent.networks.observations import Frames
+
 
 class UnsupportedSpaceError(ValueError):
     """The agent has no encoder or action head for this Gymnasium space."""
@@ -23,6 +25,13 @@ class Encoder(nn.Module):
     """An observation encoder: `forward` maps observations to features of `output_size`."""
 
     output_size: int
+    takes_frames = False
+    """`forward` takes `Frames` (distinct observations and an index) for this leaf."""
+
+    def frame_leaves(self) -> Any:
+        """Which leaves of an observation `forward` takes as `Frames`: a bool, or a dict / tuple
+        of them shaped as the observation (`RolloutBuffer` groups those leaves' frames)."""
+        return self.takes_frames
 
     def update_range(self, obs: Any) -> None:
         """Record the values of a batch of observations before a rollout (see ImageEncoder)."""
@@ -103,7 +112,8 @@ DEDUPLICATE_FROM = 64
 """Batches of at least this many images go through the CNN once per distinct image (training's
 minibatches, not a rollout's single steps)..."""
 DEDUPLICATE_BELOW = 0.5
-"""... when distinct images are at most this share of the batch."""
+"""... when distinct images are at most this share of the batch (or of the rollout, when
+`RolloutBuffer` groups a rollout's frames once for all its minibatches: `Frames`)."""
 
 
 def distinct(grids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,6 +189,7 @@ class ImageEncoder(Encoder):
             self.output_size = c * h * w
         else:
             raise ValueError(f"unknown image encoder {arch!r}")
+        self.takes_frames = arch in ("cnn", "nature")
         self.register_buffer("peak", torch.full((c,), 255.0))
         """Per channel, the largest value observed (255 until `observed`)."""
         self.register_buffer("observed", torch.tensor(False))
@@ -190,7 +201,11 @@ class ImageEncoder(Encoder):
         self.peak.copy_(torch.maximum(self.peak, peak) if self.observed else peak)
         self.observed.fill_(True)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor | Frames) -> torch.Tensor:
+        if isinstance(obs, Frames):  # each distinct frame through the CNN once (see below)
+            rows, index = torch.unique(obs.index, return_inverse=True)
+            features = self.encode(obs.table[rows])[index]
+            return features.reshape(*obs.index.shape, self.output_size)
         batch_shape = obs.shape[:-3]
         grids = obs.reshape(-1, *obs.shape[-3:])
         if isinstance(self.cnn, nn.Sequential) and len(grids) >= DEDUPLICATE_FROM:
@@ -312,6 +327,10 @@ class DictEncoder(Encoder):
     def part(self, obs: Any, key: str) -> Any:
         """The observation of part `key` (a position, for a Tuple)."""
         return obs[int(key)] if self.is_tuple else obs[key]
+
+    def frame_leaves(self) -> Any:
+        leaves = [enc.frame_leaves() for enc in self.parts.values()]
+        return tuple(leaves) if self.is_tuple else dict(zip(self.parts, leaves, strict=True))
 
 
 SMALL_IMAGE_CELLS = 16 * 16

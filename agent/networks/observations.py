@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,27 @@ import torch
 from gymnasium import spaces
 
 Obs = Any  # a tensor, or a dict / tuple of tensors for Dict / Tuple spaces
+
+
+@dataclass(frozen=True)
+class Frames:
+    """A leaf of observations [*batch, ...] given as the distinct ones, `table` [U, ...], and
+    each one's row in that table, `index` [*batch] (long): it stands for `table[index]`.
+
+    `RolloutBuffer` hands out a rollout's pictures this way when an encoder asks for them
+    (`Encoder.takes_frames`): it groups the rollout's frames once, and each minibatch then
+    costs an index instead of a copy of its frames and a grouping of its own."""
+
+    table: torch.Tensor
+    index: torch.Tensor
+
+    def select(self, index: torch.Tensor) -> Frames:
+        """The frames at positions `index` of this leaf's (flat) batch."""
+        return Frames(self.table, self.index.reshape(-1)[index])
+
+    def dense(self) -> torch.Tensor:
+        """The observations themselves, `table[index]`."""
+        return self.table[self.index]
 
 
 def tree_map(fn: Callable[[Any], Any], obs: Obs) -> Obs:
@@ -21,16 +43,14 @@ def tree_map(fn: Callable[[Any], Any], obs: Obs) -> Obs:
     return fn(obs)
 
 
-def tree_map2(fn: Callable[[Any, Any], Any], a: Obs, b: Obs) -> None:
-    """Apply `fn(leaf_a, leaf_b)` pairwise over two observations of the same structure."""
+def tree_map2(fn: Callable[[Any, Any], Any], a: Obs, b: Any) -> Obs:
+    """Apply `fn(leaf_a, leaf_b)` pairwise over two trees of the same structure (`b` may be any
+    tree shaped as the observation `a`); the results, shaped as `a`."""
     if isinstance(a, dict):
-        for k in a:
-            tree_map2(fn, a[k], b[k])
-    elif isinstance(a, tuple | list):
-        for x, y in zip(a, b, strict=True):
-            tree_map2(fn, x, y)
-    else:
-        fn(a, b)
+        return {k: tree_map2(fn, a[k], b[k]) for k in a}
+    if isinstance(a, tuple | list):
+        return tuple(tree_map2(fn, x, y) for x, y in zip(a, b, strict=True))
+    return fn(a, b)
 
 
 def to_tensor(obs: Any, device: torch.device) -> Obs:
