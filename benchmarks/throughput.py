@@ -10,6 +10,7 @@ parallel. Prints wall time, steps/s, final score, peak memory and the ratios.
     python benchmarks/throughput.py --sweep n_envs        # our cost as n_envs grows (1 to 256)
     python benchmarks/throughput.py --task tmaze --sweep bptt_len   # ... and as BPTT grows
     python benchmarks/throughput.py --cells lstm gru mingru ffm   # our cores, side by side
+    python benchmarks/throughput.py --cells lstm none   # the bound: a core that costs nothing
 """
 
 from __future__ import annotations
@@ -263,8 +264,10 @@ def main() -> None:
     parser.add_argument("--only", choices=["ours", "sb3"], default=None)
     parser.add_argument("--sweep", choices=["n_envs", "bptt_len"], default=None)
     parser.add_argument("--plot", help="with --sweep: write a PNG of steps/s and RSS")
-    parser.add_argument("--cells", nargs="+", choices=["lstm", "peephole", "gru", "mingru", "ffm"],
-                        help="ours only, once per rnn_type, against the first")  # fmt: skip
+    parser.add_argument("--cells", nargs="+",
+                        choices=["lstm", "peephole", "gru", "mingru", "ffm", "none"],
+                        help="ours only, once per rnn_type, against the first (none: no memory, "
+                        "an MLP: the most any cell's speed could give)")  # fmt: skip
     parser.add_argument("--worker", choices=["ours", "sb3"], help=argparse.SUPPRESS)
     parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
