@@ -101,6 +101,7 @@ def test_the_table_gives_each_cell_its_seeds_and_the_paper_where_known():
         line("RepeatFirst", "lstm", 0, 0.25),
         line("RepeatFirst", "lstm", 1, -1.0, budget=2000),  # another budget: not in this table
         line("RepeatFirst", "gru", 1, -1.0, budget=2000),  # nor its column
+        line("VelocityOnlyCartpole", "lstm", 0, 0.5),
     ]
     header, _, *rows = bench.table(results, 1000).splitlines()
     assert header.startswith("| env (Easy) | lstm: MMER") and "ffm: MMER" in header
@@ -111,6 +112,7 @@ def test_the_table_gives_each_cell_its_seeds_and_the_paper_where_known():
                         "1.000", "60 s"]  # fmt: skip
     repeat = cells["RepeatFirst"]
     assert repeat[:3] == ["RepeatFirst", "0.250 (1)", ""] and repeat[3:6] == ["?"] * 3
+    assert cells["VelocityOnlyCartpole"][3:6] == ["not in it"] * 3
 
 
 def test_plotting_a_budget_without_results_draws_nothing(tmp_path, capsys):
