@@ -24,9 +24,10 @@ The goals at the defaults (5 seeds each, on Ray Tune) are presets: `python bench
 Each (task, variant, seed) job runs in a fresh one-thread subprocess and appends one line to
 OUT/results.jsonl (benchmarks/jobs.py; a job whose line is there is skipped): the learning curve
 (mean return of the last 100 training episodes after each update, once 100 have ended, against
-steps and training seconds), the return at the budget and the steps and seconds at which the curve first reaches
-the goal. MiniGrid's reward is 1 - 0.9 * steps / max_steps on success, 0 otherwise: a policy that
-guesses between the two objects scores about 0.45, one that remembers about 0.95.
+steps and training seconds), the return at the end and the steps and seconds at which the curve
+first reaches the goal. MiniGrid's reward is 1 - 0.9 * steps / max_steps on success, 0
+otherwise: a policy that guesses between the two objects scores about 0.45, one that remembers
+about 0.95.
 """
 
 from __future__ import annotations
@@ -135,9 +136,9 @@ class Job(NamedTuple):
     hold: int = 0
 
 
-def job_key(line: dict[str, Any]) -> tuple[str, str, int, int]:
+def job_key(line: dict[str, Any]) -> tuple[str, str, int, int, int]:
     """What makes a job the same job: a results line or a `Job._asdict()`."""
-    return (line["task"], line["variant"], line["seed"], line["budget"])
+    return (line["task"], line["variant"], line["seed"], line["budget"], line.get("hold", 0))
 
 
 def flags(job: Job) -> list[str]:
@@ -181,11 +182,11 @@ def plan(args: argparse.Namespace) -> list[Job]:
 
 # ---------------------------------------------------------------------------------- report ---
 def table(results: list[dict[str, Any]]) -> str:
-    """Per task, variant and budget: the return at the budget per seed and their mean, the
+    """Per task, variant and budget: the return at the end per seed and their mean, the
     seeds at the goal, the steps to it per seed and their median, how well it was held after
     (`held`), the median seconds to it, and the speed."""
     rows = [
-        "| task (budget, goal) | variant | return at the budget: seeds (mean) | seeds at the goal "
+        "| task (budget, goal) | variant | return at the end: seeds (mean) | seeds at the goal "
         "| steps to the goal: seeds (median) | held after: updates at the goal (lowest return) "
         "| seconds to it, median | steps/s, median |",
         "|---|---|---|---|---|---|---|---|",
@@ -214,10 +215,18 @@ def table(results: list[dict[str, Any]]) -> str:
         if kept:
             after = f"{np.mean([k[0] for k in kept]):.0%} ({min(k[1] for k in kept):.2f})"
         rows.append(
-            f"| {task} ({jobs.kilo(budget)}, {runs[0]['goal']:g}) | {variant} | {cell} | "
+            f"| {task} ({until(budget, runs[0].get('hold', 0))}, {runs[0]['goal']:g}) "
+            f"| {variant} | {cell} | "
             f"{len(reached)}/{len(runs)} | {steps} | {after} | {wall} | {sps:,.0f} |"
         )
     return "\n".join(rows)
+
+
+def until(budget: int, hold: int) -> str:
+    """A job's length as the table names it: its budget, and its stop past the goal if any."""
+    if not hold:
+        return jobs.kilo(budget)
+    return f"{jobs.kilo(hold)} past the goal, at most {jobs.kilo(budget)}"
 
 
 def held(line: dict[str, Any]) -> tuple[float, float]:

@@ -322,20 +322,26 @@ def test_a_rollout_of_repeated_frames_trains_on_its_distinct_frames_and_replays_
     assert lp_err < 1e-5 and v_err < 1e-5
 
 
-def test_a_dict_observation_has_its_frames_grouped_and_its_other_parts_as_they_are():
+@pytest.mark.parametrize("encoder", ["cnn", "embed"])  # frames grouped, and none (a default)
+def test_a_dict_observation_has_its_frames_grouped_and_its_other_parts_as_they_are(encoder):
     space = spaces.Dict(
         {"frame": spaces.Box(0, 255, (6, 6, 3), np.uint8), "vec": spaces.Box(-1, 1, (2,))}
     )
     T, E = 8, 3
-    buffer = RolloutBuffer(
-        T, E, space, torch.zeros(2, 1, E, 4), "cpu", 4, {"frame": True, "vec": False}
+    leaves = make_encoder(space, encoder).frame_leaves()
+    assert leaves == {"frame": encoder == "cnn", "vec": False}
+    state = torch.zeros(2, 1, E, 4)
+    buffer = (
+        RolloutBuffer(T, E, space, state, "cpu", 4, leaves)
+        if encoder == "cnn"
+        else RolloutBuffer(T, E, space, state, "cpu", 4)  # the default: no leaf grouped
     )
     views = grids((3, 6, 6, 3), seed=7, high=256)
     rng = np.random.default_rng(0)
     for t in range(T):
         obs = {"frame": views[rng.integers(0, 3, E)], "vec": torch.randn(E, 2)}
         buffer.add(
-            t, obs, torch.zeros(2, 1, E, 4), np.full(E, t % 5 == 0), np.ones(E, bool),
+            t, obs, state, np.full(E, t % 5 == 0), np.ones(E, bool),
             torch.zeros(E), torch.zeros(E), torch.zeros(E),
         )  # fmt: skip
     buffer.finish(torch.zeros(E))
@@ -344,6 +350,10 @@ def test_a_dict_observation_has_its_frames_grouped_and_its_other_parts_as_they_a
     batch = buffer.batch(chosen, normalize_advantage=False)
     index = make_minibatch(buffer.sequences, chosen, E, np.ones(T * E, bool), "cpu").index
     frames, vec = batch.observations["frame"], batch.observations["vec"]
-    assert isinstance(frames, Frames) and len(frames.table) == 3
-    assert torch.equal(frames.dense(), buffer.observations["frame"].reshape(T * E, 6, 6, 3)[index])
+    if encoder == "cnn":
+        assert isinstance(frames, Frames) and len(frames.table) == 3
+        frames = frames.dense()
+    else:
+        assert isinstance(frames, torch.Tensor)
+    assert torch.equal(frames, buffer.observations["frame"].reshape(T * E, 6, 6, 3)[index])
     assert torch.equal(vec, buffer.observations["vec"].reshape(T * E, 2)[index])

@@ -15,7 +15,8 @@ from agent.networks.observations import Frames, Obs, allocate, tree_map, tree_ma
 
 
 class TrainingBatch(NamedTuple):
-    """One minibatch, ready for a gradient step: padded observations [L, N, ...] and the state
+    """One minibatch, ready for a gradient step: padded observations [L, N, ...] (a leaf the
+    encoder takes as `Frames`: an index [L, N] into the rollout's distinct frames) and the state
     before each sequence, the `rows` of the flattened [L * N] grid to learn from, and the
     rollout's data at those steps, flat [n] (advantages normalised when asked), and the action
     masks the rollout acted under there, [n, sum(nvec)] (None when the env gives none)."""
@@ -166,7 +167,10 @@ class RolloutBuffer:
             return Frames(flat[first.to(flat.device)], index.to(flat.device))
 
         if self._grouped is None:
-            self._grouped = tree_map2(group, self.observations, self.frame_leaves)
+            leaves = self.frame_leaves
+            if isinstance(leaves, bool):  # one answer for every leaf
+                leaves = tree_map(lambda _: self.frame_leaves, self.observations)
+            self._grouped = tree_map2(group, self.observations, leaves)
         return self._grouped
 
     def batch(self, chosen: np.ndarray, normalize_advantage: bool) -> TrainingBatch:
