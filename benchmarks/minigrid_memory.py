@@ -14,7 +14,8 @@ them) at the defaults, with its variant's flags:
 - `encoders-pixels`: `flatten` and `embed` on our VisualMatch (8x8 RGB frames: a small grid
   of pixels, which `auto` reads as codes too), 3 seeds;
 - `pixels-s9`: MemoryS9 as MarcoMeter/recurrent-ppo-truncated-bptt trains it (a 3x3 view drawn
-  as 84x84 RGB, three actions) at the defaults, their 2.05M steps, 3 seeds;
+  as 84x84 RGB, three actions) at the defaults, 3 seeds, each run stopped 300k steps after it
+  first reaches the goal, or at their 2.05M steps;
 - `random-lengths`: MemoryS13Random and MemoryS17Random at the defaults, 3 seeds, each run
   stopped 300k steps after it first reaches the goal, or at 3M steps.
 
@@ -121,7 +122,7 @@ class Experiment:
 EXPERIMENTS = {
     "encoders": Experiment(("MemoryS7",), ("flatten", "onehot", "embed"), (0, 1), 400_000),
     "encoders-pixels": Experiment(("VisualMatch",), ("flatten", "embed"), (0, 1, 2), 150_000),
-    "pixels-s9": Experiment(("MemoryS9-rgb3x3",), ("defaults",), (0, 1, 2), 2_050_000),
+    "pixels-s9": Experiment(("MemoryS9-rgb3x3",), ("defaults",), (0, 1, 2), 2_050_000, 300_000),
     "random-lengths": Experiment(
         ("MemoryS13Random", "MemoryS17Random"), ("defaults",), (0, 1, 2), 3_000_000, 300_000
     ),
@@ -174,6 +175,7 @@ def plan(args: argparse.Namespace) -> list[Job]:
     for name in args.experiment:
         exp = EXPERIMENTS[name]
         seeds = (0,) if args.quick else exp.seeds
+        seeds = tuple(x for x in seeds if args.seeds is None or x in args.seeds)
         budget = QUICK_BUDGET if args.quick else exp.budget
         hold = min(exp.hold, budget // 2) if args.quick else exp.hold
         todo += [Job(t, v, s, budget, hold) for t in exp.tasks for v in exp.variants for s in seeds]
@@ -250,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of results.jsonl (the committed copy: results/minigrid)")  # fmt: skip
     parser.add_argument("--experiment", nargs="+", choices=list(EXPERIMENTS),
                         default=list(EXPERIMENTS))  # fmt: skip
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        help="only these of the experiments' seeds (default: all)")  # fmt: skip
     parser.add_argument("--jobs", type=int, default=1,
                         help="jobs at a time (more than 1 slows each: timings under load)")  # fmt: skip
     parser.add_argument("--quick", action="store_true",

@@ -50,3 +50,14 @@ def test_train_flags_stops_when_told(tmp_path, monkeypatch):
              "--device", "cpu"]  # fmt: skip
     steps, _, curve = jobs.train_flags(flags, 10_000, stop=lambda curve: curve[-1][0] >= 128)
     assert steps == 128 and curve[-1][0] == 128
+
+
+def test_the_plan_takes_the_seeds_asked_for_and_each_experiments_hold():
+    from argparse import Namespace
+
+    args = Namespace(experiment=["pixels-s9", "encoders"], quick=False, seeds=[1])
+    todo = minigrid_memory.plan(args)
+    assert {job.seed for job in todo} == {1} and len(todo) == 4
+    holds = {job.task: job.hold for job in todo}
+    assert holds == {"MemoryS9-rgb3x3": 300_000, "MemoryS7": 0}
+    assert len(minigrid_memory.plan(Namespace(**{**vars(args), "seeds": None}))) == 9
