@@ -3,6 +3,7 @@
     python benchmarks/presets.py --out runs/presets            # every preset, 5 seeds each
     python benchmarks/presets.py --out runs/presets --presets tmaze-short bandit --seeds 3
     python benchmarks/presets.py --out runs/presets --table-only --plot results/presets.png
+    python benchmarks/presets.py --out runs/presets-mingru --rnn-type mingru --presets tmaze-short
 
 Each preset is one experiment, `tune.py --config NAME --seeds N --run-dir OUT/NAME`, run one
 after another (the trials of one experiment share the machine's cores, one CPU each). It is
@@ -77,9 +78,12 @@ class SeedResult:
     goal_seconds: float | None
 
 
-def run_preset(name: str, out: Path, seeds: int) -> None:
-    """Run (or resume) the experiment of preset `name`; add its wall time to `WALLS`."""
+def run_preset(name: str, out: Path, seeds: int, rnn_type: str | None = None) -> None:
+    """Run (or resume) the experiment of preset `name` (with its recurrent core replaced by
+    `rnn_type` if given); add its wall time to `WALLS`."""
     args = ["--config", name, "--seeds", str(seeds), "--plot"]
+    if rnn_type is not None:
+        args += ["--rnn-type", rnn_type]
     run_tune_experiment(out / name, args, out / WALLS)
 
 
@@ -191,13 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder of the experiments")
     parser.add_argument("--presets", nargs="+", default=list(GOALS), choices=list(GOALS))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--rnn-type", choices=["lstm", "peephole", "gru", "mingru", "ffm"],
+                        help="every preset with this recurrent core instead of its own (give "
+                        "each core its own --out)")  # fmt: skip
     parser.add_argument("--table-only", action="store_true", help="run nothing, only report")
     parser.add_argument("--plot", type=Path, help="write the figure of curves here")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.table_only:
         for name in args.presets:
-            run_preset(name, args.out, args.seeds)
+            run_preset(name, args.out, args.seeds, args.rnn_type)
             evaluate_finals(args.out / name)
     print(table(args.out, args.presets))
     if args.plot:

@@ -109,3 +109,12 @@ def test_a_folder_tune_py_could_not_resume_is_moved_aside_and_started_again(tmp_
     assert "--resume" not in tune.calls[-1] and tune.calls[-1][-2:] == ["--run-dir", str(exp)]
     (aside,) = tmp_path.glob("tmaze-1000.unstarted-*")
     assert (aside / "seed0").is_dir() and not exp.exists()
+
+
+def test_a_preset_runs_with_another_core_when_asked(tmp_path, monkeypatch):
+    tune = FakeTune()
+    monkeypatch.setattr(jobs, "subprocess", SimpleNamespace(Popen=tune))
+    presets.run_preset("tmaze-short", tmp_path, seeds=2, rnn_type="mingru")
+    presets.run_preset("bandit", tmp_path, seeds=2)
+    first, second = tune.calls
+    assert first[first.index("--rnn-type") + 1] == "mingru" and "--rnn-type" not in second
