@@ -3,6 +3,7 @@
     python benchmarks/minigrid_memory.py --out runs/minigrid                   # all, resumable
     python benchmarks/minigrid_memory.py --out runs/minigrid --experiment encoders
     python benchmarks/minigrid_memory.py --out results/minigrid --table --plot FILE.png
+    python benchmarks/minigrid_memory.py --out results/minigrid --experiment random-lengths --table
     python benchmarks/minigrid_memory.py --quick --out /tmp/minigrid_quick      # the pipeline
 
 Needs the `minigrid` extra (`pip install -e ".[minigrid]"`). Each run is `train.py --env ID
@@ -263,9 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         jobs.print_result(worker(Job(**json.loads(args.worker))))
         return 0
+    tasks = {task for name in args.experiment for task in EXPERIMENTS[name].tasks}
     return jobs.run_and_report(
-        Path(__file__), args, lambda: plan(args), job_key, describe, table, plot
-    )
+        Path(__file__), args, lambda: plan(args), job_key, describe, table, plot,
+        keep=lambda line: line["task"] in tasks,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

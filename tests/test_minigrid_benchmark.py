@@ -1,6 +1,8 @@
 """benchmarks/minigrid_memory.py: the runs' flags, MarcoMeter's harder observation of MemoryS9,
 and a quick run of the pipeline."""
 
+import json
+
 import numpy as np
 from gymnasium import spaces
 
@@ -61,3 +63,16 @@ def test_the_plan_takes_the_seeds_asked_for_and_each_experiments_hold():
     holds = {job.task: job.hold for job in todo}
     assert holds == {"MemoryS9-rgb3x3": 300_000, "MemoryS7": 0}
     assert len(minigrid_memory.plan(Namespace(**{**vars(args), "seeds": None}))) == 9
+
+
+def test_the_table_shows_the_experiments_asked_for(tmp_path, capsys):
+    def line(task):
+        job = Job(task, "defaults", 0, 1000)
+        return jobs.goal_line(job, 1000, 1.0, [(1000, 1.0, 0.95)], 0.9)
+
+    (tmp_path / "results.jsonl").write_text(
+        "\n".join(json.dumps(line(t)) for t in ("MemoryS7", "MemoryS13Random")) + "\n"
+    )
+    minigrid_memory.main(["--out", str(tmp_path), "--table", "--experiment", "random-lengths"])
+    out = capsys.readouterr().out
+    assert "| MemoryS13Random (1k, 0.9)" in out and "MemoryS7" not in out
