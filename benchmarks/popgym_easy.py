@@ -151,6 +151,13 @@ def score(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} ({len(values)})"
 
 
+def paper_score(name: str, model: str) -> str:
+    """The paper's MMER of `model` on env `name` as the table writes it: `?` where unknown."""
+    if name in NOT_IN_PAPER:
+        return "not in it"
+    return f"{PAPER[name][model]:.3f}" if model in PAPER.get(name, {}) else "?"
+
+
 def table(results: list[dict[str, Any]], budget: int) -> str:
     """The Markdown table of MMER per environment (rows) and cell (columns) at `budget`, with
     the paper's scores where known and each environment's median training time per run."""
@@ -167,11 +174,7 @@ def table(results: list[dict[str, Any]], budget: int) -> str:
             continue
         mmers = {c: [x["mmer"] for x in runs if x["cell"] == c] for c in cells}
         row = [score(mmers[c]) if mmers[c] else "" for c in cells]
-        paper = [
-            "not in it" if name in NOT_IN_PAPER else f"{PAPER[name][k]:.3f}"
-            if k in PAPER.get(name, {}) else "?"
-            for k in ("mlp", "gru", "lstm")
-        ]  # fmt: skip
+        paper = [paper_score(name, model) for model in ("mlp", "gru", "lstm")]
         seconds = statistics.median(x["train_seconds"] for x in runs)
         lines.append(f"| {name} | " + " | ".join(row + paper) + f" | {seconds:.0f} s |")
     return "\n".join(lines)

@@ -26,8 +26,9 @@ class Frames:
     index: torch.Tensor
 
     def select(self, index: torch.Tensor) -> Frames:
-        """The frames at positions `index` of this leaf's (flat) batch."""
-        return Frames(self.table, self.index.reshape(-1)[index])
+        """The frames at positions `index` of this leaf's batch (one dimension, as a rollout's
+        flat [T * E] steps)."""
+        return Frames(self.table, self.index[index])
 
     def dense(self) -> torch.Tensor:
         """The observations themselves, `table[index]`."""
