@@ -1,8 +1,9 @@
 """Resumable benchmark runs: each job in a fresh one-thread subprocess, one JSON line each in
-OUT/results.jsonl, a job whose line is there skipped (benchmarks/zoo.py, benchmarks/masks.py).
+OUT/results.jsonl, a job whose line is there skipped (benchmarks/zoo.py, benchmarks/masks.py); a
+long job can keep a checkpoint to go on from when stopped (`train_flags`).
 
 A benchmark script calls `run_jobs` with its jobs (NamedTuples of JSON-able fields); each job
-runs as `python SCRIPT --worker JSON`, which must print one line `RESULT {...}` (`print_result`).
+runs as `python SCRIPT --worker JSON --out OUT`, which must print one line `RESULT {...}` (`print_result`).
 """
 
 from __future__ import annotations
@@ -55,37 +56,66 @@ def full_window(returns: Any) -> Any:
     return returns if len(returns) >= WINDOW else []
 
 
+SAVE_EVERY = 600.0
+"""Training seconds between the checkpoints of a job that keeps one (`train_flags`)."""
+
+
 def train_flags(
     flags: list[str],
     budget: int,
     window: Callable[[Any], Any] = lambda r: r,
     stop: Callable[[Curve], bool] = lambda curve: False,
+    checkpoint: Path | None = None,
 ) -> tuple[int, float, Curve]:
     """Train as `train.py FLAGS` would, for `budget` steps (here, with a record after every
     update of `window(the last 100 training returns)`, and sooner if `stop(the curve so far)`
-    says so): (steps, training seconds, curve)."""
-    import time
+    says so): (steps, training seconds, curve).
 
+    With a `checkpoint` file, the run saves itself there every `SAVE_EVERY` training seconds
+    (the model, its curve, seconds and last 100 returns) and, when one is there at the start,
+    goes on from it: a job stopped midway (a session's end, a kill) loses at most
+    `SAVE_EVERY` seconds. Episodes in progress continue only on envs that can save their
+    state (`agent.environment.env_state`); on others, fresh ones start. The file is removed
+    once the run ends."""
     from agent import RecurrentPPO
     from agent.run.cli import resolve_settings, train_parser
 
-    settings = resolve_settings(train_parser().parse_args(flags))
-    model = RecurrentPPO(
-        settings.env_id, config=settings.config, env_kwargs=settings.env_kwargs,
-        wrappers=settings.wrappers,
-    )  # fmt: skip
     curve = CurveRecorder(budget)
-    start = time.perf_counter()
+    elapsed = 0.0
+    resumed = checkpoint is not None and checkpoint.is_file()
+    if resumed:
+        model = RecurrentPPO.load(checkpoint, env="recorded")
+        saved = model.checkpoint_extra
+        curve.points = [tuple(point) for point in saved["curve"]]
+        elapsed = float(saved["seconds"])
+        model.episode_statistics.return_queue.clear()
+        model.episode_statistics.return_queue.extend(saved["returns"])
+    else:
+        settings = resolve_settings(train_parser().parse_args(flags))
+        model = RecurrentPPO(
+            settings.env_id, config=settings.config, env_kwargs=settings.env_kwargs,
+            wrappers=settings.wrappers,
+        )  # fmt: skip
+    start = time.perf_counter() - elapsed
+    last_save = time.perf_counter()
 
     def record(m: Any) -> bool:
-        curve.add(
-            m.num_timesteps, time.perf_counter() - start, window(m.episode_statistics.return_queue)
-        )
+        nonlocal last_save
+        returns = m.episode_statistics.return_queue
+        curve.add(m.num_timesteps, time.perf_counter() - start, window(returns))
+        if checkpoint is not None and time.perf_counter() - last_save >= SAVE_EVERY:
+            progress = {"curve": curve.points, "seconds": time.perf_counter() - start,
+                        "returns": list(returns)}  # fmt: skip
+            m.save(checkpoint, extra=progress)
+            last_save = time.perf_counter()
         return not stop(curve.points)
 
-    model.learn(budget, callback=record)
+    if model.num_timesteps < budget:  # (a run stopped between its end and the file's removal)
+        model.learn(budget - model.num_timesteps, callback=record, reset_num_timesteps=not resumed)
     wall = time.perf_counter() - start
     model.close()
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     return model.num_timesteps, wall, curve.points
 
 
@@ -122,10 +152,11 @@ def print_result(line: dict[str, Any]) -> None:
     print("RESULT " + json.dumps(line), flush=True)
 
 
-def run_job(script: Path, job: NamedTuple) -> dict[str, Any] | None:
-    """Run `job` through `script --worker` in a fresh subprocess with one thread; its results
-    line, or None (with the worker's error printed)."""
-    command = [sys.executable, str(script), "--worker", json.dumps(job._asdict())]
+def run_job(script: Path, job: NamedTuple, out: Path) -> dict[str, Any] | None:
+    """Run `job` through `script --worker JOB --out OUT` in a fresh subprocess with one thread;
+    its results line, or None (with the worker's error printed)."""
+    worker = ["--worker", json.dumps(job._asdict()), "--out", str(out)]
+    command = [sys.executable, str(script), *worker]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
@@ -147,7 +178,7 @@ def run_jobs(
     printing `describe(job, line)`; the number that failed."""
     failed = 0
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        futures = {pool.submit(run_job, script, job): job for job in jobs}
+        futures = {pool.submit(run_job, script, job, out): job for job in jobs}
         for i, future in enumerate(as_completed(futures), 1):  # each line as soon as it is done
             job, line = futures[future], future.result()
             if line is None:

@@ -18,13 +18,15 @@ them) at the defaults, with its variant's flags:
   as 84x84 RGB, three actions) at the defaults, 3 seeds, each run stopped 300k steps after it
   first reaches the goal, or at their 2.05M steps;
 - `random-lengths`: MemoryS13Random and MemoryS17Random at the defaults, 3 seeds, each run
-  stopped 300k steps after it first reaches the goal, or at 3M steps.
+  stopped 300k steps after it first reaches the goal, or at 3M steps;
+- `random-lengths-long`: MemoryS17Random's seed 1 again, stopped as above or at 8M steps.
 
 The goals at the defaults (5 seeds each, on Ray Tune) are presets: `python benchmarks/presets.py
 --presets minigrid-memory-s7 minigrid-memory-s9`.
 
 Each (task, variant, seed) job runs in a fresh one-thread subprocess and appends one line to
-OUT/results.jsonl (benchmarks/jobs.py; a job whose line is there is skipped): the learning curve
+OUT/results.jsonl (benchmarks/jobs.py; a job whose line is there is skipped; a job stopped
+midway goes on from its checkpoint in OUT/checkpoints, saved every 10 minutes): the learning curve
 (mean return of the last 100 training episodes after each update, once 100 have ended, against
 steps and training seconds), the return at the end and the steps and seconds at which the curve
 first reaches the goal. MiniGrid's reward is 1 - 0.9 * steps / max_steps on success, 0
@@ -127,6 +129,11 @@ EXPERIMENTS = {
     "random-lengths": Experiment(
         ("MemoryS13Random", "MemoryS17Random"), ("defaults",), (0, 1, 2), 3_000_000, 300_000
     ),
+    # The seed of `random-lengths` that had not reached the goal at 3M steps, trained again
+    # further (hours on one thread: its checkpoint carries it across interruptions).
+    "random-lengths-long": Experiment(
+        ("MemoryS17Random",), ("defaults",), (1,), 8_000_000, 300_000
+    ),
 }
 
 
@@ -154,14 +161,18 @@ def flags(job: Job) -> list[str]:
     return [*out, "--total-timesteps", str(job.budget), *VARIANTS[job.variant]]
 
 
-def worker(job: Job) -> dict[str, Any]:
-    """Train one job in this process; its results line."""
+def worker(job: Job, out: Path) -> dict[str, Any]:
+    """Train one job in this process, going on from its checkpoint in OUT/checkpoints if an
+    earlier run of it was stopped; its results line."""
     import torch
 
     torch.set_num_threads(1)
     goal = TASKS[job.task].goal
     stop = jobs.held_for(goal, job.hold) if job.hold else lambda curve: False
-    steps, wall, curve = jobs.train_flags(flags(job), job.budget, jobs.full_window, stop)
+    checkpoint = out / "checkpoints" / ("-".join(map(str, job)) + ".zip")
+    steps, wall, curve = jobs.train_flags(
+        flags(job), job.budget, jobs.full_window, stop, checkpoint
+    )
     return jobs.goal_line(job, steps, wall, curve, goal)
 
 
@@ -262,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs.add_report_flags(parser)
     args = parser.parse_args(argv)
     if args.worker:
-        jobs.print_result(worker(Job(**json.loads(args.worker))))
+        jobs.print_result(worker(Job(**json.loads(args.worker)), args.out))
         return 0
     tasks = {task for name in args.experiment for task in EXPERIMENTS[name].tasks}
     return jobs.run_and_report(

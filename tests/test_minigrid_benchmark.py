@@ -4,6 +4,7 @@ and a quick run of the pipeline."""
 import json
 
 import numpy as np
+import pytest
 from gymnasium import spaces
 
 from agent import RecurrentPPO
@@ -52,6 +53,63 @@ def test_train_flags_stops_when_told(tmp_path, monkeypatch):
              "--device", "cpu"]  # fmt: skip
     steps, _, curve = jobs.train_flags(flags, 10_000, stop=lambda curve: curve[-1][0] >= 128)
     assert steps == 128 and curve[-1][0] == 128
+
+
+def test_a_job_stopped_midway_goes_on_from_its_checkpoint_as_if_never_stopped(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(jobs, "SAVE_EVERY", 0.0)  # a checkpoint after every update
+    flags = ["--env", "Memory/TMaze-v0", "--env-kwargs", "length=4", "--n-envs", "2",
+             "--n-steps", "32", "--batch-size", "64", "--device", "cpu"]  # fmt: skip
+    budget = 8 * 64
+    _, _, straight = jobs.train_flags(flags, budget)
+
+    class Killed(Exception):
+        pass
+
+    killed: list[jobs.Curve] = []
+
+    def kill(curve: jobs.Curve) -> bool:
+        if curve[-1][0] >= 5 * 64:
+            killed.append(list(curve))
+            raise Killed
+        return False
+
+    checkpoint = tmp_path / "checkpoints" / "job.zip"
+    with pytest.raises(Killed):
+        jobs.train_flags(flags, budget, stop=kill, checkpoint=checkpoint)
+    assert checkpoint.is_file()
+    steps, wall, resumed = jobs.train_flags(flags, budget, checkpoint=checkpoint)
+    assert steps == budget and not checkpoint.exists()
+    assert resumed[: len(killed[0])] == killed[0]  # the saved curve, its seconds too
+    assert wall > killed[0][-1][1]
+    # TMaze saves its episodes: the run goes on exactly where it stopped.
+    assert [(p[0], p[2]) for p in resumed] == [(p[0], p[2]) for p in straight]
+
+
+def test_a_resumed_job_keeps_its_last_returns_where_the_env_cannot_save_its_episodes(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(jobs, "SAVE_EVERY", 0.0)
+    flags = ["--env", "CartPole-v1", "--n-envs", "2", "--n-steps", "32", "--batch-size", "64",
+             "--device", "cpu"]  # fmt: skip
+    checkpoint = tmp_path / "job.zip"
+
+    def kill(curve: jobs.Curve) -> bool:
+        if curve[-1][0] >= 4 * 64:
+            raise KeyboardInterrupt
+        return False
+
+    def count(returns):  # the curve's "return": how many episodes the window holds
+        return [len(returns)]
+
+    with pytest.raises(KeyboardInterrupt):
+        jobs.train_flags(flags, 8 * 64, count, stop=kill, checkpoint=checkpoint)
+    _, _, curve = jobs.train_flags(flags, 8 * 64, count, checkpoint=checkpoint)
+    held = [point[2] for point in curve]
+    assert held[3] > 0 and held == sorted(held)  # under 100 episodes: the window only grows
 
 
 def test_the_plan_takes_the_seeds_asked_for_and_each_experiments_hold():
