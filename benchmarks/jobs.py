@@ -3,7 +3,8 @@ OUT/results.jsonl, a job whose line is there skipped (benchmarks/zoo.py, benchma
 long job can keep a checkpoint to go on from when stopped (`train_flags`).
 
 A benchmark script calls `run_jobs` with its jobs (NamedTuples of JSON-able fields); each job
-runs as `python SCRIPT --worker JSON --out OUT`, which must print one line `RESULT {...}` (`print_result`).
+runs as `python SCRIPT --worker JSON --out OUT`, which must print one line `RESULT {...}`
+(`print_result`).
 """
 
 from __future__ import annotations
