@@ -314,10 +314,12 @@ def plot_goal_curves(
     goals: dict[str, float],
     field: str,
     groups: list[str],
+    references: dict[str, tuple[str, tuple[int, ...]]] | None = None,
 ) -> None:
     """Per task of `goals` with results (a row each), each group's (the lines' `field`: agent,
     variant) training return against steps and against training seconds, one line per seed,
-    the task's goal dotted."""
+    the task's goal dotted. `references[task]`: (a label, the steps at which other runs first
+    reached the goal), drawn on the steps panel as their range shaded and their median dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -341,6 +343,10 @@ def plot_goal_curves(
                 label = group if j == 0 else None
                 by_steps.plot(steps, returns, color=f"C{i}", linewidth=0.9, label=label)
                 by_time.plot(seconds, returns, color=f"C{i}", linewidth=0.9)
+        if references and name in references:
+            label, steps = references[name]
+            by_steps.axvspan(min(steps), max(steps), color="0.85", zorder=0, label=label)
+            by_steps.axvline(float(np.median(steps)), color="0.4", linestyle="--", linewidth=0.9)
         for panel in (by_steps, by_time):
             panel.axhline(goals[name], color="k", linestyle=":", linewidth=0.8)
         style_panel(by_steps, name, "environment steps", "training return (last 100)")

@@ -102,6 +102,17 @@ TASKS = {
     "MemoryS13Random": Task("minigrid:MiniGrid-MemoryS13Random-v0", goal=0.9),
     "MemoryS17Random": Task("minigrid:MiniGrid-MemoryS17Random-v0", goal=0.9),
 }
+MARCOMETER_S9 = (0.39, 0.47, 0.50, 0.63, 0.68, 0.69, 0.83, 0.94, 1.23, 1.98)
+REFERENCES = {
+    "MemoryS9-rgb3x3": (
+        "MarcoMeter's LSTM PPO: 0.9 first at (10 runs; median dashed)",
+        tuple(round(m * 1e6) for m in MARCOMETER_S9),
+    ),
+}
+"""Steps at which others' runs of a task first reached its goal: MarcoMeter/recurrent-ppo-
+truncated-bptt's 10 logged MemoryS9 runs (millions of steps; the mean return in its
+`results/minigrid_summaries` TensorBoard logs, as ../shared/notes/field-benchmarks.md reads
+them)."""
 VARIANTS: dict[str, list[str]] = {
     "defaults": [],
     "flatten": ["--image-encoder", "flatten"],
@@ -252,9 +263,9 @@ def held(line: dict[str, Any]) -> tuple[float, float]:
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     """Per task, each variant's training return against steps and against training seconds
-    (one line per seed), the goal dotted."""
+    (one line per seed), the goal dotted, and where others' runs reached it (`REFERENCES`)."""
     goals = {name: task.goal for name, task in TASKS.items()}
-    jobs.plot_goal_curves(results, path, goals, "variant", list(VARIANTS))
+    jobs.plot_goal_curves(results, path, goals, "variant", list(VARIANTS), REFERENCES)
 
 
 # ------------------------------------------------------------------------------------ main ---

@@ -134,3 +134,21 @@ def test_the_table_shows_the_experiments_asked_for(tmp_path, capsys):
     minigrid_memory.main(["--out", str(tmp_path), "--table", "--experiment", "random-lengths"])
     out = capsys.readouterr().out
     assert "| MemoryS13Random (1k, 0.9)" in out and "MemoryS7" not in out
+
+
+def test_the_pixels_figure_shows_where_marcometers_runs_reached_the_goal(tmp_path, monkeypatch):
+    import agent.report.figures
+
+    drawn = []
+    monkeypatch.setattr(agent.report.figures, "save_figure", lambda fig, path: drawn.append(fig))
+    curve = [[4096, 10.0, 0.5], [8192, 20.0, 0.95]]
+    line = {"task": "MemoryS9-rgb3x3", "variant": "defaults", "seed": 0, "curve": curve}
+    minigrid_memory.plot([line], tmp_path / "figure.png")
+    by_steps = drawn[0].axes[0]
+    assert "MarcoMeter" in by_steps.get_legend().get_texts()[-1].get_text()
+    span = (
+        by_steps.patches[0].get_x(),
+        by_steps.patches[0].get_x() + by_steps.patches[0].get_width(),
+    )
+    assert span == (390_000, 1_980_000)
+    assert [ln.get_xdata()[0] for ln in by_steps.lines if ln.get_linestyle() == "--"] == [685_000]
