@@ -61,6 +61,12 @@ SAVE_EVERY = 600.0
 """Training seconds between the checkpoints of a job that keeps one (`train_flags`)."""
 
 
+def checkpoint_path(out: Path, job: NamedTuple) -> Path:
+    """Where a job of a benchmark writing to OUT keeps its checkpoint: OUT/checkpoints, named by
+    its fields. `run_jobs` removes it once the job's line is written."""
+    return out / "checkpoints" / ("-".join(map(str, job)) + ".zip")
+
+
 def train_flags(
     flags: list[str],
     budget: int,
@@ -73,26 +79,41 @@ def train_flags(
     says so): (steps, training seconds, curve).
 
     With a `checkpoint` file, the run saves itself there every `SAVE_EVERY` training seconds
-    (the model, its curve, seconds and last 100 returns) and, when one is there at the start,
-    goes on from it: a job stopped midway (a session's end, a kill) loses at most
-    `SAVE_EVERY` seconds. Episodes in progress continue only on envs that can save their
-    state (`agent.environment.env_state`); on others, fresh ones start. The file is removed
-    once the run ends."""
+    (at the end of an update: the model, its flags, curve, seconds and last 100 returns) and,
+    when one of the same flags and settings is there at the start, goes on from it: a job
+    stopped midway (a session's end, a kill) loses at most `SAVE_EVERY` seconds and an update.
+    Episodes in progress continue only on envs that can save their state
+    (`agent.environment.env_state`); on others, fresh ones start. A checkpoint that cannot be
+    read or was saved by other flags or settings is moved aside (`.stale`) and the run starts
+    afresh. The caller removes the file once the result is safe (`run_jobs` does)."""
     from agent import RecurrentPPO
+    from agent.algorithm.checkpoint import CheckpointError
     from agent.run.cli import resolve_settings, train_parser
 
+    settings = resolve_settings(train_parser().parse_args(flags))
     curve = CurveRecorder(budget)
     elapsed = 0.0
-    resumed = checkpoint is not None and checkpoint.is_file()
-    if resumed:
-        model = RecurrentPPO.load(checkpoint, env="recorded")
-        saved = model.checkpoint_extra
+    model = None
+    if checkpoint is not None and checkpoint.is_file():
+        try:
+            model = RecurrentPPO.load(checkpoint, env="recorded")
+            saved = model.checkpoint_extra
+            if saved.get("flags") != flags or model.config != settings.config:
+                raise CheckpointError("saved by other flags or settings")
+        except CheckpointError as e:
+            if model is not None:
+                model.close()
+            model = None
+            aside = checkpoint.with_name(checkpoint.name + ".stale")
+            checkpoint.replace(aside)
+            print(f"{checkpoint}: {e}; moved to {aside}, starting afresh", flush=True)
+    resumed = model is not None
+    if model is not None:
         curve.points = [tuple(point) for point in saved["curve"]]
         elapsed = float(saved["seconds"])
         model.episode_statistics.return_queue.clear()
         model.episode_statistics.return_queue.extend(saved["returns"])
     else:
-        settings = resolve_settings(train_parser().parse_args(flags))
         model = RecurrentPPO(
             settings.env_id, config=settings.config, env_kwargs=settings.env_kwargs,
             wrappers=settings.wrappers,
@@ -105,19 +126,20 @@ def train_flags(
         returns = m.episode_statistics.return_queue
         curve.add(m.num_timesteps, time.perf_counter() - start, window(returns))
         if checkpoint is not None and time.perf_counter() - last_save >= SAVE_EVERY:
-            progress = {"curve": curve.points, "seconds": time.perf_counter() - start,
-                        "returns": list(returns)}  # fmt: skip
+            progress = {"flags": flags, "curve": curve.points,
+                        "seconds": time.perf_counter() - start, "returns": list(returns)}  # fmt: skip
             m.save(checkpoint, extra=progress)
             last_save = time.perf_counter()
         return not stop(curve.points)
 
-    if model.num_timesteps < budget:  # (a run stopped between its end and the file's removal)
-        model.learn(budget - model.num_timesteps, callback=record, reset_num_timesteps=not resumed)
-    wall = time.perf_counter() - start
-    model.close()
-    if checkpoint is not None:
-        checkpoint.unlink(missing_ok=True)
-    return model.num_timesteps, wall, curve.points
+    try:
+        # A run saved at its end (its budget trained, or its stop said so) trains no more.
+        if model.num_timesteps < budget and not (resumed and stop(curve.points)):
+            remaining = budget - model.num_timesteps
+            model.learn(remaining, callback=record, reset_num_timesteps=not resumed)
+    finally:
+        model.close()
+    return model.num_timesteps, time.perf_counter() - start, curve.points
 
 
 def time_to_goal(curve: list[Any], index: int, goal: float) -> tuple[int | None, float | None]:
@@ -156,7 +178,7 @@ def print_result(line: dict[str, Any]) -> None:
 def run_job(script: Path, job: NamedTuple, out: Path) -> dict[str, Any] | None:
     """Run `job` through `script --worker JOB --out OUT` in a fresh subprocess with one thread;
     its results line, or None (with the worker's error printed)."""
-    worker = ["--worker", json.dumps(job._asdict()), "--out", str(out)]
+    worker = ["--worker", json.dumps(job._asdict()), "--out", str(out.resolve())]
     command = [sys.executable, str(script), *worker]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
@@ -175,8 +197,9 @@ def run_jobs(
     parallel: int,
     describe: Callable[[Any, dict[str, Any]], str],
 ) -> int:
-    """Run `jobs`, `parallel` at a time, appending each line to OUT/results.jsonl as it comes and
-    printing `describe(job, line)`; the number that failed."""
+    """Run `jobs`, `parallel` at a time, appending each line to OUT/results.jsonl as it comes
+    (and then removing the job's checkpoint, if it kept one) and printing `describe(job, line)`;
+    the number that failed."""
     failed = 0
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         futures = {pool.submit(run_job, script, job, out): job for job in jobs}
@@ -187,6 +210,7 @@ def run_jobs(
                 continue
             with (out / "results.jsonl").open("a") as f:
                 f.write(json.dumps(line) + "\n")
+            checkpoint_path(out, job).unlink(missing_ok=True)
             print(f"[{i}/{len(jobs)}] {describe(job, line)}", flush=True)
     return failed
 

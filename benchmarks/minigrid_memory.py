@@ -180,9 +180,8 @@ def worker(job: Job, out: Path) -> dict[str, Any]:
     torch.set_num_threads(1)
     goal = TASKS[job.task].goal
     stop = jobs.held_for(goal, job.hold) if job.hold else lambda curve: False
-    checkpoint = out / "checkpoints" / ("-".join(map(str, job)) + ".zip")
     steps, wall, curve = jobs.train_flags(
-        flags(job), job.budget, jobs.full_window, stop, checkpoint
+        flags(job), job.budget, jobs.full_window, stop, jobs.checkpoint_path(out, job)
     )
     return jobs.goal_line(job, steps, wall, curve, goal)
 

@@ -81,11 +81,64 @@ def test_a_job_stopped_midway_goes_on_from_its_checkpoint_as_if_never_stopped(
         jobs.train_flags(flags, budget, stop=kill, checkpoint=checkpoint)
     assert checkpoint.is_file()
     steps, wall, resumed = jobs.train_flags(flags, budget, checkpoint=checkpoint)
-    assert steps == budget and not checkpoint.exists()
+    assert steps == budget
     assert resumed[: len(killed[0])] == killed[0]  # the saved curve, its seconds too
     assert wall > killed[0][-1][1]
     # TMaze saves its episodes: the run goes on exactly where it stopped.
     assert [(p[0], p[2]) for p in resumed] == [(p[0], p[2]) for p in straight]
+    # Killed after its end, before its line was written: run again, it trains no more.
+    assert jobs.train_flags(flags, budget, checkpoint=checkpoint)[::2] == (budget, resumed)
+
+
+def test_a_job_whose_stop_fired_before_a_kill_trains_no_more_when_run_again(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(jobs, "SAVE_EVERY", 0.0)
+    flags = ["--env", "Memory/TMaze-v0", "--n-envs", "2", "--n-steps", "32", "--batch-size",
+             "64", "--device", "cpu"]  # fmt: skip
+    checkpoint = tmp_path / "job.zip"
+
+    def stop(curve: jobs.Curve) -> bool:
+        return curve[-1][0] >= 3 * 64
+
+    first = jobs.train_flags(flags, 10_000, stop=stop, checkpoint=checkpoint)
+    assert first[0] == 3 * 64
+    again = jobs.train_flags(flags, 10_000, stop=stop, checkpoint=checkpoint)
+    assert again[::2] == first[::2]
+
+
+def test_a_checkpoint_of_other_flags_is_moved_aside_and_the_job_starts_afresh(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(jobs, "SAVE_EVERY", 0.0)
+    flags = ["--env", "Memory/TMaze-v0", "--n-envs", "2", "--n-steps", "32", "--batch-size",
+             "64", "--device", "cpu"]  # fmt: skip
+    checkpoint = tmp_path / "job.zip"
+    jobs.train_flags([*flags, "--seed", "1"], 2 * 64, checkpoint=checkpoint)
+    steps, _, curve = jobs.train_flags(flags, 3 * 64, checkpoint=checkpoint)
+    assert steps == 3 * 64 and curve[0][0] == 64  # from the first update, not from 128
+    assert (tmp_path / "job.zip.stale").is_file()
+    assert "other flags" in capsys.readouterr().out
+    checkpoint.write_bytes(b"not a checkpoint")  # unreadable: also aside
+    assert jobs.train_flags(flags, 64, checkpoint=checkpoint)[0] == 64
+    assert (tmp_path / "job.zip.stale").read_bytes() == b"not a checkpoint"
+
+
+def test_a_jobs_checkpoint_is_removed_once_its_line_is_written(tmp_path):
+    script = tmp_path / "bench.py"  # a benchmark whose worker prints its line at once
+    script.write_text(
+        "import json, sys\n"
+        "job = json.loads(sys.argv[sys.argv.index('--worker') + 1])\n"
+        "print('RESULT ' + json.dumps({**job, 'done': True}))\n"
+    )
+    job, other = Job("MemoryS7", "defaults", 0, 64), Job("MemoryS7", "defaults", 1, 64)
+    for kept in (job, other):
+        jobs.checkpoint_path(tmp_path, kept).parent.mkdir(exist_ok=True)
+        jobs.checkpoint_path(tmp_path, kept).write_bytes(b"checkpoint")
+    assert jobs.run_jobs(script, [job], tmp_path, 1, lambda job, line: "") == 0
+    assert jobs.load_results(tmp_path) == [{**job._asdict(), "done": True}]
+    assert not jobs.checkpoint_path(tmp_path, job).exists()
+    assert jobs.checkpoint_path(tmp_path, other).exists()  # not its job's
 
 
 def test_a_resumed_job_keeps_its_last_returns_where_the_env_cannot_save_its_episodes(
@@ -146,9 +199,8 @@ def test_the_pixels_figure_shows_where_marcometers_runs_reached_the_goal(tmp_pat
     minigrid_memory.plot([line], tmp_path / "figure.png")
     by_steps = drawn[0].axes[0]
     assert "MarcoMeter" in by_steps.get_legend().get_texts()[-1].get_text()
-    span = (
-        by_steps.patches[0].get_x(),
-        by_steps.patches[0].get_x() + by_steps.patches[0].get_width(),
-    )
+    span = by_steps.patches[0]  # a Rectangle, or before matplotlib 3.9 a Polygon
+    xs = span.get_path().transformed(span.get_patch_transform()).vertices[:, 0]
+    span = (xs.min(), xs.max())
     assert span == (390_000, 1_980_000)
     assert [ln.get_xdata()[0] for ln in by_steps.lines if ln.get_linestyle() == "--"] == [685_000]
