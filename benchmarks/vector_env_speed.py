@@ -5,6 +5,9 @@ python benchmarks/vector_env_speed.py                 # 64 T-maze copies; 8 Cart
 python benchmarks/vector_env_speed.py --env Memory/VisualMatch-v0 --num-envs 16
 python benchmarks/vector_env_speed.py --slow-env Acrobot-v1 --step-cost-ms 0   # a real cheap env
 python benchmarks/vector_env_speed.py --step-cost-ms 0 --slow-num-envs 16  # async's round trip
+python benchmarks/vector_env_speed.py --slow-env minigrid:MiniGrid-MemoryS9-v0 \
+    --slow-env-kwargs agent_view_size=3 --slow-wrapper minigrid.wrappers:RGBImgPartialObsWrapper \
+    tile_size=28 --slow-wrapper minigrid.wrappers:ImgObsWrapper --step-cost-ms 0  # 84x84 RGB
 
 The slow env is a Gymnasium env (CartPole-v1 by default) wrapped in `FixedStepCost`, which spends
 a fixed CPU time in every step. It stands in for a third-party env written in Python: none of
@@ -25,6 +28,8 @@ import numpy as np
 
 import envs  # noqa: F401
 from agent.environment.vec_env import async_threshold, seconds_per_step, usable_cpus
+from agent.environment.wrappers import load_wrappers, wrapper_spec
+from agent.run.cli import parse_env_kwargs
 
 
 class FixedStepCost(gym.Wrapper):
@@ -75,6 +80,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--slow-env", default="CartPole-v1")
+    parser.add_argument("--slow-env-kwargs", nargs="*", default=[], metavar="K=V",
+                        help="keyword arguments of the slow env, as train.py's --env-kwargs")  # fmt: skip
+    parser.add_argument("--slow-wrapper", nargs="+", action="append", default=[],
+                        metavar=("MODULE:CALLABLE", "K=V"),
+                        help="wrap the slow env (under the step cost), as train.py's --wrapper "
+                        "(innermost first): to time envs with large observations, images")  # fmt: skip
     parser.add_argument("--slow-num-envs", type=int, default=8)
     parser.add_argument("--slow-steps", type=int, default=300)
     parser.add_argument("--step-cost-ms", type=float, default=1.0, help="CPU time per step")
@@ -88,18 +99,28 @@ def main() -> None:
     print(f"{'ratio':18}: {rates['native vector env'] / rates['SyncVectorEnv']:12.1f}x")
 
     cost_s = args.step_cost_ms / 1000
-    wrappers = [functools.partial(FixedStepCost, cost_s=cost_s)] if cost_s > 0 else []
+    specs = [
+        wrapper_spec(target, parse_env_kwargs(kwargs, f"--slow-wrapper {target}"))
+        for target, *kwargs in args.slow_wrapper
+    ]
+    wrappers = load_wrappers(specs)
+    if cost_s > 0:
+        wrappers.append(functools.partial(FixedStepCost, cost_s=cost_s))
+    env_kwargs = parse_env_kwargs(args.slow_env_kwargs, "--slow-env-kwargs")
     modes = {"SyncVectorEnv": "sync", "AsyncVectorEnv": "async"}
     rates = median_rates(
-        args.slow_env, args.slow_num_envs, modes, args.slow_steps, args.repeats, wrappers=wrappers
-    )
-    with gym.make(args.slow_env) as env:
+        args.slow_env, args.slow_num_envs, modes, args.slow_steps, args.repeats,
+        wrappers=wrappers, **env_kwargs,
+    )  # fmt: skip
+    with gym.make(args.slow_env, **env_kwargs) as env:
         for wrapper in wrappers:
             env = wrapper(env)
         step_s = seconds_per_step(env)
     cpus = usable_cpus()
     print(
-        f"\n{args.slow_env} + {args.step_cost_ms:g} ms CPU per step, {args.slow_num_envs} copies, "
+        f"\n{args.slow_env} {' '.join(args.slow_env_kwargs)} "
+        f"{' '.join(' '.join(w) for w in args.slow_wrapper)} "
+        f"+ {args.step_cost_ms:g} ms CPU per step, {args.slow_num_envs} copies, "
         f"{args.slow_steps} steps x {args.repeats} repeats, {cpus} CPUs "
         f"(load average {os.getloadavg()[0]:.1f}: other work leaves async fewer CPUs)"
     )
