@@ -10,8 +10,10 @@ runs as `python SCRIPT --worker JSON --out OUT`, which must print one line `RESU
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -63,8 +65,13 @@ SAVE_EVERY = 600.0
 
 def checkpoint_path(out: Path, job: NamedTuple) -> Path:
     """Where a job of a benchmark writing to OUT keeps its checkpoint: OUT/checkpoints, named by
-    its fields. `run_jobs` removes it once the job's line is written."""
-    return out / "checkpoints" / ("-".join(map(str, job)) + ".zip")
+    its fields (their first characters and a hash, when they are long or not plain words).
+    `run_jobs` removes it once the job's line is written."""
+    name = "-".join(map(str, job))
+    if not re.fullmatch(r"[\w.=-]{1,120}", name):
+        digest = hashlib.sha1(json.dumps(job._asdict(), sort_keys=True).encode()).hexdigest()
+        name = re.sub(r"[^\w.=-]+", "_", name)[:80] + "-" + digest[:12]
+    return out / "checkpoints" / f"{name}.zip"
 
 
 def train_flags(

@@ -204,3 +204,19 @@ def test_the_pixels_figure_shows_where_marcometers_runs_reached_the_goal(tmp_pat
     span = (xs.min(), xs.max())
     assert span == (390_000, 1_980_000)
     assert [ln.get_xdata()[0] for ln in by_steps.lines if ln.get_linestyle() == "--"] == [685_000]
+
+
+def test_a_checkpoint_is_one_file_in_out_checkpoints_whatever_its_jobs_fields(tmp_path):
+    from benchmarks import defaults
+
+    def job(value: str) -> defaults.Job:
+        return defaults.Job("Memory/TMaze-v0", "x", "ours", {"a/b": value}, 0, 10, 5)
+
+    first, second = (jobs.checkpoint_path(tmp_path, job("c" * 300 + end)) for end in "de")
+    assert first.parent == second.parent == tmp_path / "checkpoints"
+    assert first != second and len(first.name) < 120
+    plain = Job("MemoryS17Random", "defaults", 1, 8_000_000, 300_000)  # plain words: its fields
+    assert (
+        jobs.checkpoint_path(tmp_path, plain).name
+        == "MemoryS17Random-defaults-1-8000000-300000.zip"
+    )
