@@ -28,8 +28,8 @@ import numpy as np
 
 import envs  # noqa: F401
 from agent.environment.vec_env import async_threshold, seconds_per_step, usable_cpus
-from agent.environment.wrappers import load_wrappers, wrapper_spec
-from agent.run.cli import parse_env_kwargs
+from agent.environment.wrappers import load_wrappers
+from agent.run.cli import parse_env_kwargs, parse_wrappers
 
 
 class FixedStepCost(gym.Wrapper):
@@ -99,11 +99,7 @@ def main() -> None:
     print(f"{'ratio':18}: {rates['native vector env'] / rates['SyncVectorEnv']:12.1f}x")
 
     cost_s = args.step_cost_ms / 1000
-    specs = [
-        wrapper_spec(target, parse_env_kwargs(kwargs, f"--slow-wrapper {target}"))
-        for target, *kwargs in args.slow_wrapper
-    ]
-    wrappers = load_wrappers(specs)
+    wrappers = load_wrappers(parse_wrappers(args.slow_wrapper, "--slow-wrapper"))
     if cost_s > 0:
         wrappers.append(functools.partial(FixedStepCost, cost_s=cost_s))
     env_kwargs = parse_env_kwargs(args.slow_env_kwargs, "--slow-env-kwargs")

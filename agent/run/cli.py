@@ -310,6 +310,14 @@ def config_overrides(args: argparse.Namespace, cls: type = PPOConfig) -> dict[st
 # --------------------------------------------------------------------------- env inputs ---
 
 
+def parse_wrappers(items: list[list[str]], flag: str = "--wrapper") -> list[WrapperSpec]:
+    """`[["module:Callable", "K=V", ...], ...]`, as `--wrapper` collects them, -> wrapper specs."""
+    return [
+        wrapper_spec(target, parse_env_kwargs(kwargs, f"{flag} {target}"))
+        for target, *kwargs in items
+    ]
+
+
 def parse_env_kwargs(items: list[str] | None, flag: str = "--env-kwargs") -> dict[str, Any]:
     """`["length=100", "noise=0.1", "name=abc"]` -> {"length": 100, "noise": 0.1, "name": "abc"}.
 
@@ -491,10 +499,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     env_kwargs = dict(preset.get("env_kwargs") or {}) if same_env else {}
     env_kwargs.update(parse_env_kwargs(args.env_kwargs))
     if args.wrappers is not None:
-        wrappers = [
-            wrapper_spec(target, parse_env_kwargs(kwargs, f"--wrapper {target}"))
-            for target, *kwargs in args.wrappers
-        ]
+        wrappers = parse_wrappers(args.wrappers)
     else:
         wrappers = list(preset.get("wrappers") or []) if same_env else []
     total = args.total_timesteps or preset.get("total_timesteps") or DEFAULT_TOTAL_TIMESTEPS
