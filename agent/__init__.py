@@ -7,7 +7,8 @@ The package in reading order, each folder importing only the ones above it:
   (`policy.py`) and its fused inference path (`fast_path.py`).
 - `environment/`: vector envs from Gymnasium ids, wrappers named in a config, env state as data.
 - `algorithm/`: `gae.py`, `losses.py`, `sequences.py` and `buffer.py` (the rollout and its
-  minibatches), then `ppo.py`: `RecurrentPPO`, collect -> advantages -> update -> log.
+  minibatches), `gradient_step.py` (a minibatch's losses and gradients, in one pass or in two
+  halves on two threads), then `ppo.py`: `RecurrentPPO`, collect -> advantages -> update -> log.
 - `report/`: statistics, learning curves from TensorBoard logs, memory figures.
 - `run/`: what `train.py` and `evaluate.py` do: flags and presets, callbacks, evaluation.
 - `tune/`: what `tune.py` does: seeds and sweeps as Ray Tune experiments.

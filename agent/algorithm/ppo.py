@@ -21,7 +21,8 @@ from stable_baselines3.common.vec_env import VecEnv
 from agent.algorithm import checkpoint, sb3_callbacks, sb3_envs, sb3_names
 from agent.algorithm.buffer import RolloutBuffer
 from agent.algorithm.gae import compute_gae
-from agent.algorithm.losses import explained_variance, policy_loss, value_loss
+from agent.algorithm.gradient_step import TwoThreadUpdate, losses
+from agent.algorithm.losses import explained_variance
 from agent.algorithm.lr_schedule import adapt_rate, linear_rate
 from agent.algorithm.normalization import ObsNormalizer, RewardNormalizer
 from agent.algorithm.sb3_api import SB3Methods, resolve_config
@@ -214,6 +215,7 @@ class RecurrentPPO(SB3Methods):
         self._sb3_callback: BaseCallback | None = None
         """The SB3 callback of the `learn` in progress: called at every rollout step."""
         self._collecting = False
+        self._two_threads = TwoThreadUpdate()
 
     def _open_env(
         self, env: Any, env_kwargs: dict[str, Any] | None, wrappers: Sequence[str]
@@ -320,36 +322,11 @@ class RecurrentPPO(SB3Methods):
             sb3_callback.init_callback(self)
             sb3_callback.on_training_start(locals(), globals())
         self._sb3_callback = sb3_callback
-        iteration = 0
         bar = _progress_bar(self.total_timesteps, self.num_timesteps) if progress_bar else None
         try:
-            while self.num_timesteps < self.total_timesteps:
-                # An iteration can end half-way (a stop, an env that raises, a NaN): keep a copy
-                # of where it started, to put back (a few milliseconds for networks this size).
-                before = copy.deepcopy(self.training_state())
-                start = time.perf_counter()
-                try:
-                    buffer = self.collect_rollout()
-                    collect_time = time.perf_counter() - start
-                    self.compute_advantages(buffer)
-                    self.logs = self.train(buffer)
-                    # Between an update and the next rollout: each rollout and its update see
-                    # the same input scale (a uint8 grid's channel ranges, agent.networks.encoders).
-                    self.policy.encoder.update_range(buffer.observations)
-                except CallbackStop:
-                    break
-                except StopTraining:
-                    self.load_training_state(before)
-                    break
-                except Exception:
-                    self.load_training_state(before)
-                    raise
-                iteration += 1
-                self._log_iteration(start, collect_time, iteration)
-                if bar is not None:
-                    _update_bar(bar, self.num_timesteps, self.logs)
-                if after_update is not None and after_update(self) is False:
-                    break
+            # On a CPU with two torch threads or more: agent/algorithm/gradient_step.py.
+            with self._two_threads.during_learn(self.policy, self.config, self.device):
+                self._iterations(after_update, bar)
         finally:
             self._sb3_callback = None
             if bar is not None:
@@ -359,6 +336,37 @@ class RecurrentPPO(SB3Methods):
         if sb3_callback is not None:
             sb3_callback.on_training_end()
         return self
+
+    def _iterations(self, after_update: Callable[[Any], Any] | None, bar: Any) -> None:
+        """`learn`'s iterations until `total_timesteps`, a stop or a callback's False."""
+        iteration = 0
+        while self.num_timesteps < self.total_timesteps:
+            # An iteration can end half-way (a stop, an env that raises, a NaN): keep a copy
+            # of where it started, to put back (a few milliseconds for networks this size).
+            before = copy.deepcopy(self.training_state())
+            start = time.perf_counter()
+            try:
+                buffer = self.collect_rollout()
+                collect_time = time.perf_counter() - start
+                self.compute_advantages(buffer)
+                self.logs = self.train(buffer)
+                # Between an update and the next rollout: each rollout and its update see
+                # the same input scale (a uint8 grid's channel ranges, agent.networks.encoders).
+                self.policy.encoder.update_range(buffer.observations)
+            except CallbackStop:
+                return
+            except StopTraining:
+                self.load_training_state(before)
+                return
+            except Exception:
+                self.load_training_state(before)
+                raise
+            iteration += 1
+            self._log_iteration(start, collect_time, iteration)
+            if bar is not None:
+                _update_bar(bar, self.num_timesteps, self.logs)
+            if after_update is not None and after_update(self) is False:
+                return
 
     def _check_stop(self) -> None:
         if self.stop_check is not None and self.stop_check():
@@ -487,52 +495,7 @@ class RecurrentPPO(SB3Methods):
         stats: dict[str, list[torch.Tensor]] = {
             k: [] for k in ("pg", "vf", "ent", "kl", "clip", "grad")
         }
-        last_loss: torch.Tensor | None = None
-        continue_training = True
-        for epoch in range(cfg.n_epochs):
-            batches = buffer.minibatches(cfg.batch_size, self.generator, cfg.normalize_advantage)
-            for batch in batches:
-                self._check_stop()
-                if batch.advantages.numel() == 0:
-                    continue
-                dist, values = self.policy.evaluate(
-                    batch.observations, batch.state, batch.rows, batch.masks
-                )
-                pg = policy_loss(
-                    dist.log_prob(batch.actions), batch.log_probs, batch.advantages, clip_range
-                )
-                vf = value_loss(values, batch.values, batch.returns, cfg.clip_range_vf)
-                loss = pg.loss + cfg.vf_coef * vf
-                if cfg.ent_coef != 0.0:
-                    entropy = dist.entropy().mean()
-                    loss = loss - cfg.ent_coef * entropy
-                else:  # logged only: no need to differentiate it
-                    with torch.no_grad():
-                        entropy = dist.entropy().mean()
-                if cfg.target_kl is not None and pg.approx_kl.item() > 1.5 * cfg.target_kl:
-                    continue_training = False
-                    break
-                self.params.zero_grad()
-                loss.backward()
-                grad_norm = self.params.clip_grad_norm_(cfg.max_grad_norm)
-                if not torch.isfinite(loss + grad_norm):
-                    self.params.zero_grad()
-                    raise NumericalError(
-                        f"non-finite {'loss' if not torch.isfinite(loss) else 'gradient'} at step "
-                        f"{self.num_timesteps} (update {self.n_updates + 1}, epoch {epoch + 1}): "
-                        "this minibatch was not applied (NaN parameters show up as a NaN "
-                        "loss); likely causes: a learning rate too high, "
-                        "unnormalised observations or rewards, or NaN/inf from the env"
-                    )
-                self.optimizer.step()
-                last_loss = loss.detach()
-                for key, value in (
-                    ("pg", pg.loss), ("vf", vf), ("ent", entropy), ("kl", pg.approx_kl),
-                    ("clip", pg.clip_fraction), ("grad", grad_norm),
-                ):  # fmt: skip
-                    stats[key].append(value.detach())
-            if not continue_training:
-                break
+        epochs, last_loss = self._epochs(buffer, clip_range, stats)
         self.n_updates += 1
         valid = buffer.valid
         logs = {
@@ -541,7 +504,7 @@ class RecurrentPPO(SB3Methods):
                 buffer.values[valid], buffer.returns[valid]
             ),
             "train/n_updates": float(self.n_updates),
-            "train/epochs": float(epoch + 1),
+            "train/epochs": float(epochs),
             "train/clip_range": clip_range,
         }
         if last_loss is not None:  # SB3's train/loss: the total loss of the last minibatch
@@ -565,6 +528,51 @@ class RecurrentPPO(SB3Methods):
         if isinstance(self.action_space, spaces.Box):
             logs["train/std"] = self.policy.action_head.log_std.detach().exp().mean().item()
         return logs
+
+    def _epochs(
+        self,
+        buffer: RolloutBuffer,
+        clip_range: float,
+        stats: dict[str, list[torch.Tensor]],
+    ) -> tuple[int, torch.Tensor | None]:
+        """The update's gradient steps, their statistics appended to `stats`; returns the
+        epochs run and the last minibatch's total loss (None if none was applied)."""
+        cfg = self.config
+        last_loss = None
+        for epoch in range(cfg.n_epochs):
+            for batch in buffer.minibatches(
+                cfg.batch_size, self.generator, cfg.normalize_advantage
+            ):
+                self._check_stop()
+                if batch.advantages.numel() == 0:
+                    continue
+                if self._two_threads.active:  # the actor's and critic's halves side by side
+                    self.params.zero_grad()
+                    step = self._two_threads.gradient(self.policy, batch, cfg, clip_range)
+                else:
+                    step = losses(self.policy, batch, cfg, clip_range)
+                    if cfg.target_kl is not None and step.pg.approx_kl.item() > 1.5 * cfg.target_kl:
+                        return epoch + 1, last_loss
+                    self.params.zero_grad()
+                    step.loss.backward()
+                grad_norm = self.params.clip_grad_norm_(cfg.max_grad_norm)
+                if not torch.isfinite(step.loss + grad_norm):
+                    self.params.zero_grad()
+                    raise NumericalError(
+                        f"non-finite {'loss' if not torch.isfinite(step.loss) else 'gradient'} "
+                        f"at step {self.num_timesteps} (update {self.n_updates + 1}, epoch "
+                        f"{epoch + 1}): this minibatch was not applied (NaN parameters show up "
+                        "as a NaN loss); likely causes: a learning rate too high, "
+                        "unnormalised observations or rewards, or NaN/inf from the env"
+                    )
+                self.optimizer.step()
+                last_loss = step.loss.detach()
+                for key, value in (
+                    ("pg", step.pg.loss), ("vf", step.vf), ("ent", step.entropy),
+                    ("kl", step.pg.approx_kl), ("clip", step.pg.clip_fraction), ("grad", grad_norm),
+                ):  # fmt: skip
+                    stats[key].append(value.detach())
+        return cfg.n_epochs, last_loss
 
     def _log_iteration(self, start: float, collect_time: float, iteration: int = 1) -> None:
         elapsed = time.perf_counter() - start
@@ -614,6 +622,7 @@ class RecurrentPPO(SB3Methods):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        self._two_threads.close()
         if self.env is not None:
             self.env.close()
         if self._owns_sb3_env:

@@ -129,6 +129,28 @@ class RecurrentActorCritic(nn.Module):
         values = self.value_head(self.vf_mlp(outs[-1])).squeeze(-1)  # the critic's
         return dist, values
 
+    def actor_distribution(
+        self,
+        features: torch.Tensor,
+        state: torch.Tensor,
+        rows: torch.Tensor,
+        masks: torch.Tensor | None = None,
+    ) -> ActionDistribution:
+        """`evaluate`'s action distribution from encoded observations `features` [L, N, F],
+        through the actor's own core and head only (separate cores: `shared_lstm` off)."""
+        out = self.core.output(features, state, 0)
+        out = out.reshape(-1, out.shape[-1]).index_select(0, rows)
+        return self.action_head(self.pi_mlp(out), masks)
+
+    def critic_values(
+        self, features: torch.Tensor, state: torch.Tensor, rows: torch.Tensor
+    ) -> torch.Tensor:
+        """`evaluate`'s values from encoded observations, through the critic's own core and
+        head only."""
+        out = self.core.output(features, state, 1)
+        out = out.reshape(-1, out.shape[-1]).index_select(0, rows)
+        return self.value_head(self.vf_mlp(out)).squeeze(-1)
+
     @torch.no_grad()
     def step(
         self,

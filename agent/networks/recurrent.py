@@ -154,6 +154,16 @@ class RecurrentCore(nn.Module):
             for rnn, (h0, c0) in zip(self.rnns, self._group_states(state), strict=True)
         ]
 
+    def output(self, x: torch.Tensor, state: torch.Tensor, group: int) -> torch.Tensor:
+        """One network's [L, N, H] outputs (`outputs()[group]`), touching only its own
+        parameters: what lets the actor's and the critic's halves of an update run apart."""
+        if self.rnn_type == "none":
+            return self.rnns[group](x)
+        H = self.hidden_size
+        part = state[..., group * H : (group + 1) * H]
+        h0 = part[0].contiguous()
+        return self.rnns[group](x, h0 if self.state_slots == 1 else (h0, part[1].contiguous()))[0]
+
     def _group_states(self, state: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """Each network's (h, c) (c None for a GRU), contiguous [layers, N, H]."""
         H = self.hidden_size
