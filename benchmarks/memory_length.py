@@ -82,10 +82,12 @@ EPISODES_PER_JOB = 3_000
 MIN_BUDGET = 100_000
 QUICK_BUDGET = 60_000
 
-AGENTS = ("lstm", "gru", "peephole", "mlp", "mlp-stack4", "sb3-contrib")
+AGENTS = ("lstm", "gru", "mingru", "ffm", "peephole", "mlp", "mlp-stack4", "sb3-contrib")
 OURS: dict[str, dict[str, Any]] = {
     "lstm": {"rnn_type": "lstm"},
     "gru": {"rnn_type": "gru"},
+    "mingru": {"rnn_type": "mingru"},
+    "ffm": {"rnn_type": "ffm"},
     "peephole": {"rnn_type": "peephole"},
     "mlp": {"rnn_type": "none"},
     "mlp-stack4": {"rnn_type": "none", "wrappers": [STACK4]},
