@@ -292,9 +292,8 @@ class PPOConfig:
     device: str = "auto"
     """`auto` (CUDA if present), `cpu`, `cuda`, `cuda:N`."""
     fast_path: bool = True
-    """Fused CPU speed-ups for small networks, and with two torch threads or more the actor's
-    and critic's halves of a gradient step on a thread each; false: the plain PyTorch reference
-    (README, How it works)."""
+    """CPU speed-ups for small networks; false: the plain PyTorch reference (README, How it
+    works)."""
 
     @property
     def rollout_size(self) -> int:

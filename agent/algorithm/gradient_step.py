@@ -17,9 +17,9 @@ The single pass (`gradient`) is the reference the halves must equal (tests/test_
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -67,23 +67,28 @@ class TwoThreadUpdate:
     """Gradient steps whose actor and critic halves run on two threads (see the module's
     docstring), during `learn`: `during_learn` turns them on where they apply (`usable`).
 
-    Each half gets half of torch's threads, for the whole of `learn` (its rollouts too, whose
-    kernels are as small): switched per update instead, the thread count's change cost more
-    than the halves saved (measured on a 2-core CPU: 2,226-2,310 steps/s against 2,538-2,701
-    on CartPoleNoVel at the zoo's settings; once per `learn`, 3,222-3,236).
+    Each half gets half of torch's threads for the whole of `learn` (its rollouts too, whose
+    kernels are as small): switching the count at every update cost more than the halves
+    saved (RESULTS.md section 3). The worker thread lives for one `learn`, so that it starts
+    with that `learn`'s thread count and a model between two `learn`s holds no thread.
     """
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
-        self.active = False
+        self.steps = 0
+        """Gradient steps taken in halves, over the model's life."""
+
+    @property
+    def active(self) -> bool:
         """Whether `RecurrentPPO.train` runs its gradient steps in halves."""
+        return self._pool is not None
 
     @staticmethod
     def usable(policy: RecurrentActorCritic, config: PPOConfig, device: torch.device) -> bool:
         """On a CPU with two or more torch threads, on the fast path, for separate actor and
         critic networks, without `target_kl` (whose check comes between forward and backward)
         and without a CNN: a CNN's convolutions gain from intra-op threads, which the halves
-        would take from them (84x84 frames of MiniGrid: 0.86x)."""
+        would take from them (84x84 frames of MiniGrid: 0.88x)."""
         return (
             config.fast_path
             and device.type == "cpu"
@@ -98,25 +103,20 @@ class TwoThreadUpdate:
         self, policy: RecurrentActorCritic, config: PPOConfig, device: torch.device
     ) -> Iterator[None]:
         """Turn the halves on for the block where `usable`, with half the torch threads each;
-        the thread count is restored after."""
+        the thread count is restored after. Inside an active block (a `learn` called by a
+        callback), nothing changes."""
         if self.active or not self.usable(policy, config, device):
             yield
             return
         threads = torch.get_num_threads()
         torch.set_num_threads(threads // 2)
-        if self._pool is None:  # its thread takes the count it starts with
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="critic-update")
-        self.active = True
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="critic-update")
         try:
             yield
         finally:
-            self.active = False
-            torch.set_num_threads(threads)
-
-    def close(self) -> None:
-        if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+            torch.set_num_threads(threads)
 
     def gradient(
         self,
@@ -142,9 +142,24 @@ class TwoThreadUpdate:
             dist = policy.actor_distribution(inputs[0], batch.state, batch.rows, batch.masks)
             pg, entropy, loss = actor_loss(dist, batch, clip_range, config.ent_coef)
             loss.backward()
-        finally:  # never leave the worker writing gradients behind an exception
-            vf = future.result()
+        finally:  # the critic's half is over before anything else happens, even on Ctrl-C
+            settle(future)
+        vf = future.result()  # its exception, if the actor's half raised none
         if shared:
             features.backward(inputs[0].grad + inputs[1].grad)
+        self.steps += 1
         pg = PolicyLoss(pg.loss.detach(), pg.approx_kl, pg.clip_fraction)
         return StepLosses(pg, vf, entropy.detach(), loss.detach() + config.vf_coef * vf)
+
+
+def settle(future: Future[Any]) -> None:
+    """Wait until `future` is done, whatever interrupts the wait (a Ctrl-C, say), and raise
+    the first interruption after: a half still writing gradients must never be left behind."""
+    interrupted: BaseException | None = None
+    while not future.done():
+        try:
+            wait([future])
+        except BaseException as error:  # re-raised below
+            interrupted = interrupted or error
+    if interrupted is not None:
+        raise interrupted

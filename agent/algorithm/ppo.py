@@ -622,7 +622,6 @@ class RecurrentPPO(SB3Methods):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        self._two_threads.close()
         if self.env is not None:
             self.env.close()
         if self._owns_sb3_env:
