@@ -82,12 +82,15 @@ EPISODES_PER_JOB = 3_000
 MIN_BUDGET = 100_000
 QUICK_BUDGET = 60_000
 
-AGENTS = ("lstm", "gru", "mingru", "ffm", "peephole", "mlp", "mlp-stack4", "sb3-contrib")
+AGENTS = (
+    "lstm", "gru", "mingru", "ffm", "ffm-eps1e-8", "peephole", "mlp", "mlp-stack4", "sb3-contrib",
+)  # fmt: skip
 OURS: dict[str, dict[str, Any]] = {
     "lstm": {"rnn_type": "lstm"},
     "gru": {"rnn_type": "gru"},
     "mingru": {"rnn_type": "mingru"},
     "ffm": {"rnn_type": "ffm"},
+    "ffm-eps1e-8": {"rnn_type": "ffm", "adam_eps": 1e-8},  # the recipe's 1e-12 lost gaps 300+
     "peephole": {"rnn_type": "peephole"},
     "mlp": {"rnn_type": "none"},
     "mlp-stack4": {"rnn_type": "none", "wrappers": [STACK4]},
