@@ -38,6 +38,11 @@ def mlp(input_size: int, hidden: list[int], activation: str = "tanh") -> tuple[n
     return nn.Sequential(*layers), input_size
 
 
+def at_rows(out: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The steps `rows` [n] of sequence outputs [L, N, H], in the flattened [L * N] grid: [n, H]."""
+    return out.reshape(-1, out.shape[-1]).index_select(0, rows)
+
+
 class RecurrentActorCritic(nn.Module):
     """Actor-critic with LSTM/GRU memory over any supported observation and action space.
 
@@ -121,10 +126,7 @@ class RecurrentActorCritic(nn.Module):
         Returns the action distribution and the values at `rows`, flat [n]. Padding follows a
         sequence's real steps, so it never affects them; the heads only see the chosen rows.
         """
-        outs = [
-            out.reshape(-1, out.shape[-1]).index_select(0, rows)
-            for out in self.core.outputs(self.encoder(obs), state)
-        ]
+        outs = [at_rows(out, rows) for out in self.core.outputs(self.encoder(obs), state)]
         dist = self.action_head(self.pi_mlp(outs[0]), masks)  # the actor's (or shared) core
         values = self.value_head(self.vf_mlp(outs[-1])).squeeze(-1)  # the critic's
         return dist, values
@@ -138,8 +140,7 @@ class RecurrentActorCritic(nn.Module):
     ) -> ActionDistribution:
         """`evaluate`'s action distribution from encoded observations `features` [L, N, F],
         through the actor's own core and head only (separate cores: `shared_lstm` off)."""
-        out = self.core.output(features, state, 0)
-        out = out.reshape(-1, out.shape[-1]).index_select(0, rows)
+        out = at_rows(self.core.output(features, state, 0), rows)
         return self.action_head(self.pi_mlp(out), masks)
 
     def critic_values(
@@ -147,8 +148,7 @@ class RecurrentActorCritic(nn.Module):
     ) -> torch.Tensor:
         """`evaluate`'s values from encoded observations, through the critic's own core and
         head only."""
-        out = self.core.output(features, state, 1)
-        out = out.reshape(-1, out.shape[-1]).index_select(0, rows)
+        out = at_rows(self.core.output(features, state, 1), rows)
         return self.value_head(self.vf_mlp(out)).squeeze(-1)
 
     @torch.no_grad()

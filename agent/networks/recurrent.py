@@ -145,34 +145,29 @@ class RecurrentCore(nn.Module):
     def outputs(self, x: torch.Tensor, state: torch.Tensor) -> list[torch.Tensor]:
         """`forward`'s outputs, one [L, N, H] tensor per network, without the final state: what
         training needs, in fewer operations (and fewer to differentiate)."""
-        if self.rnn_type == "none":
-            return [rnn(x) for rnn in self.rnns]
-        # The modules' own call: `torch.lstm`/`torch.gru` (undocumented) skipped its argument
-        # checks, about 50 us a call, but saved under 2% of a CartPoleNoVel run.
-        return [
-            rnn(x, h0 if c0 is None else (h0, c0))[0]
-            for rnn, (h0, c0) in zip(self.rnns, self._group_states(state), strict=True)
-        ]
+        return [self.output(x, state, g) for g in range(self.groups)]
 
     def output(self, x: torch.Tensor, state: torch.Tensor, group: int) -> torch.Tensor:
-        """One network's [L, N, H] outputs (`outputs()[group]`), touching only its own
-        parameters: what lets the actor's and the critic's halves of an update run apart."""
+        """One network's outputs (`outputs()[group]`), touching only its own parameters: what
+        lets the actor's and the critic's halves of an update run apart."""
         if self.rnn_type == "none":
             return self.rnns[group](x)
+        # The modules' own call: `torch.lstm`/`torch.gru` (undocumented) skipped its argument
+        # checks, about 50 us a call, but saved under 2% of a CartPoleNoVel run.
+        h0, c0 = self._group_state(state, group)
+        return self.rnns[group](x, h0 if c0 is None else (h0, c0))[0]
+
+    def _group_state(
+        self, state: torch.Tensor, group: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Network `group`'s (h, c) (c None for a GRU), contiguous [layers, N, H]."""
         H = self.hidden_size
         part = state[..., group * H : (group + 1) * H]
-        h0 = part[0].contiguous()
-        return self.rnns[group](x, h0 if self.state_slots == 1 else (h0, part[1].contiguous()))[0]
+        return part[0].contiguous(), part[1].contiguous() if self.state_slots == 2 else None
 
     def _group_states(self, state: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Each network's (h, c) (c None for a GRU), contiguous [layers, N, H]."""
-        H = self.hidden_size
-        parts = []
-        for g in range(self.groups):
-            part = state[..., g * H : (g + 1) * H]
-            c = part[1].contiguous() if self.state_slots == 2 else None
-            parts.append((part[0].contiguous(), c))
-        return parts
+        """Each network's (h, c), as `_group_state` gives them."""
+        return [self._group_state(state, g) for g in range(self.groups)]
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
