@@ -17,7 +17,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -238,11 +238,13 @@ def run_missing(
     return run_jobs(script, todo, out, parallel, describe)
 
 
-def run_tune_experiment(folder: Path, args: list[str], walls: Path) -> None:
+def run_tune_experiment(
+    folder: Path, args: list[str], walls: Path, ray_args: Sequence[str] = ()
+) -> None:
     """Run `tune.py ARGS --run-dir FOLDER`, or resume it (`--resume FOLDER`) where it was
-    interrupted, unless it is complete; its output goes to `FOLDER.log`, its wall-clock seconds
-    (an interrupted call's too) are added to the JSON file `walls` under the folder's name. A
-    folder that tune.py claimed but was stopped in before it could be resumed (no
+    interrupted, unless it is complete; `ray_args` (`--address auto`, say) go to either call.
+    Its output goes to `FOLDER.log`, its wall-clock seconds (an interrupted call's too) are
+    added to the JSON file `walls` under the folder's name. A folder that tune.py claimed but was stopped in before it could be resumed (no
     `experiment.yaml` and Ray state yet) is moved aside to `FOLDER.unstarted-<time>` and the
     experiment starts again. Exits if tune.py fails."""
     from agent.tune.experiment import PLAN_FILE, RAY_DIR
@@ -257,7 +259,10 @@ def run_tune_experiment(folder: Path, args: list[str], walls: Path) -> None:
         aside = folder.with_name(f"{name}.unstarted-{time.strftime('%Y%m%d-%H%M%S')}")
         folder.rename(aside)
         print(f"{name}: {folder} could not be resumed; moved to {aside}", flush=True)
-    args = ["--resume", str(folder)] if folder.is_dir() else [*args, "--run-dir", str(folder)]
+    args = [
+        *ray_args,
+        *(["--resume", str(folder)] if folder.is_dir() else [*args, "--run-dir", str(folder)]),
+    ]
     print(f"{name}: python tune.py {' '.join(args)}", flush=True)
     start = time.perf_counter()
     log_path = folder.with_name(f"{name}.log")

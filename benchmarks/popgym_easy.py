@@ -12,9 +12,12 @@ mean episodic return, here of the last 100 training episodes (`rollout/ep_rew_me
 after every rollout, counted once about 100 episodes have ended: `full_windows`; the paper's is
 the mean over each RLlib train batch of 65,536 steps). A trial that failed is not retried: its
 seed is missing from the table's count, and deleting its experiment folder runs it again. POPGym scales
-returns into [-1, 1] for most tasks. Not run: LabyrinthEscape and LabyrinthExplore (they need
-mazelib, which the `popgym` extra leaves out). Unlike the paper, the previous action is not fed
-back as an input, and budgets are at most 1M steps (the paper's 15M).
+returns into [-1, 1] for most tasks. Unlike the paper, the previous action is not fed back as
+an input, and budgets are at most 1M steps (the paper's 15M).
+
+With `--address` the experiments join a running Ray cluster (`ray start --head`) instead of
+starting Ray each: on a cluster, or to keep every CPU of one machine busy, run the script once per
+part of the list (`--envs`), all against one cluster.
 
 Each finished trial leaves a line in RESULTS/results.jsonl (`--results`, results/popgym: its
 MMER, the step it was first reached, its training time and a thinned curve), so that `--table`
@@ -52,9 +55,10 @@ ENVS = (
     "Battleship",
     "Concentration",
     "MineSweeper",
+    "LabyrinthEscape",
+    "LabyrinthExplore",
 )
-"""POPGym's environments that the `popgym` extra installs, by their names in popgym 1.0
-(`popgym-<name>Easy-v0`)."""
+"""POPGym's environments, by their names in popgym 1.0 (`popgym-<name>Easy-v0`)."""
 CELLS = ("lstm", "gru", "mingru", "ffm")
 PAPER_CELLS = ("lstm", "gru")
 """The cells the paper also ran: `--seeds` seeds each; the others `--new-cell-seeds`."""
@@ -218,19 +222,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-cell-seeds", type=int, default=1, help="seeds of the others")
     parser.add_argument("--table", action="store_true", help="run nothing, only report")
     parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")
+    parser.add_argument("--address", help="join this running Ray cluster (tune.py's --address)")
     args = parser.parse_args(argv)
     if args.budget <= 0 or args.seeds <= 0 or args.new_cell_seeds <= 0:
         parser.error("--budget, --seeds and --new-cell-seeds must be positive")
     args.results.mkdir(parents=True, exist_ok=True)
     if not args.table:
         args.out.mkdir(parents=True, exist_ok=True)
+        ray_args = ["--address", args.address] if args.address else []
         for cell in args.cells:  # every env of a cell before the next cell: the LSTM's first
             for name in args.envs:
                 seeds = args.seeds if cell in PAPER_CELLS else args.new_cell_seeds
                 folder = experiment(args.out.resolve(), name, cell, args.budget, seeds)
                 try:
                     run_tune_experiment(folder, tune_args(name, cell, seeds, args.budget),
-                                        args.out / WALLS)  # fmt: skip
+                                        args.out / WALLS, ray_args)  # fmt: skip
                 finally:  # what finished is kept, whatever stopped the rest
                     collect(folder, args.results, name, cell, args.budget)
     results = load_results(args.results)

@@ -12,16 +12,16 @@ from benchmarks import popgym_easy as bench
 from tests.conftest import require
 
 require("popgym")
-NEEDS_MAZELIB = ("LabyrinthEscape", "LabyrinthExplore")
+require("mazelib")  # the Labyrinth tasks'
 
 
-def test_the_list_is_every_easy_env_popgym_registers_but_the_mazes():
+def test_the_list_is_every_easy_env_popgym_registers():
     registered = {
         i.removeprefix("popgym-").removesuffix("Easy-v0")
         for i in gym.registry
         if i.startswith("popgym-") and i.endswith("Easy-v0")
     }
-    assert set(bench.ENVS) == registered - set(NEEDS_MAZELIB)
+    assert set(bench.ENVS) == registered and len(bench.ENVS) == len(registered)
 
 
 @pytest.mark.parametrize("name", bench.ENVS)
@@ -120,3 +120,33 @@ def test_plotting_a_budget_without_results_draws_nothing(tmp_path, capsys):
     results = [{"env": "RepeatFirst", "cell": "lstm", "budget": 1000, "curve": [[1, 0.0, 0.5]]}]
     bench.plot(results, 2000, tmp_path / "p.png")
     assert not (tmp_path / "p.png").exists() and "no results at 2000" in capsys.readouterr().out
+
+
+def test_address_joins_every_call_of_tune_py_new_or_resumed(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from benchmarks import jobs
+
+    calls = []
+
+    class Child:
+        def wait(self):
+            return 0
+
+    def popen(command, **kwargs):
+        calls.append(command)
+        return Child()
+
+    monkeypatch.setattr(jobs, "subprocess", SimpleNamespace(Popen=popen))
+    monkeypatch.setattr(jobs, "resumable", lambda plan, ray: True)
+    argv = ["--out", str(tmp_path), "--results", str(tmp_path), "--envs", "RepeatFirst"]
+    argv += ["--cells", "lstm", "--address", "auto"]
+    bench.main(argv)  # a new experiment
+    folder = bench.experiment(tmp_path.resolve(), "RepeatFirst", "lstm", 1_000_000, 3)
+    folder.mkdir()
+    bench.main(argv)  # its resume
+    bench.main(argv[:-2])  # without the flag: Ray starts in tune.py
+    new, resumed, alone = calls
+    assert new[new.index("--address") + 1] == "auto" and "--run-dir" in new
+    assert resumed[resumed.index("--address") + 1] == "auto" and "--resume" in resumed
+    assert "--address" not in alone
