@@ -5,7 +5,8 @@
     python benchmarks/popgym_easy.py --table --plot results/popgym/popgym.png   # from results/popgym
 
 Each (environment, cell) pair is one `tune.py` experiment at our defaults but `--rnn-type`
-(`--seeds` of them for the LSTM and the GRU, `--new-cell-seeds` for minGRU and FFM), run one
+(`--seeds` of them for the LSTM, the GRU and `none`, no memory at all; `--new-cell-seeds` for
+minGRU and FFM), run one
 after another, every env of one cell before the next cell, each folder resumable (`benchmarks.jobs.run_tune_experiment`). Trials run without
 periodic evaluations: the score is the paper's metric, MMER, the maximum over training of the
 mean episodic return, here of the last 100 training episodes (`rollout/ep_rew_mean`, logged
@@ -59,9 +60,10 @@ ENVS = (
     "LabyrinthExplore",
 )
 """POPGym's environments, by their names in popgym 1.0 (`popgym-<name>Easy-v0`)."""
-CELLS = ("lstm", "gru", "mingru", "ffm")
-PAPER_CELLS = ("lstm", "gru")
-"""The cells the paper also ran: `--seeds` seeds each; the others `--new-cell-seeds`."""
+CELLS = ("lstm", "gru", "none", "mingru", "ffm")
+PAPER_CELLS = ("lstm", "gru", "none")
+"""The models the paper also ran (its memoryless MLP is our `none`): `--seeds` seeds each; the
+others `--new-cell-seeds`. Without the paper's per-task scores, `none` tells where memory helps."""
 TAG = "rollout/ep_rew_mean"
 WALLS = "walls.json"
 """Per experiment, the wall-clock seconds of its tune.py call(s), in the output folder."""
@@ -218,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=ENVS, metavar="NAME")
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=CELLS)
     parser.add_argument("--budget", type=int, default=1_000_000, help="steps per run")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds of the LSTM and the GRU")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of lstm, gru and none")
     parser.add_argument("--new-cell-seeds", type=int, default=1, help="seeds of the others")
     parser.add_argument("--table", action="store_true", help="run nothing, only report")
     parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")

@@ -98,6 +98,7 @@ def test_the_table_gives_each_cell_its_seeds_and_the_paper_where_known():
         line("PositionOnlyCartPole", "lstm", 0, 0.9),
         line("PositionOnlyCartPole", "lstm", 1, 1.0),
         line("PositionOnlyCartPole", "ffm", 0, 0.5),
+        line("PositionOnlyCartPole", "none", 0, 0.7),
         line("RepeatFirst", "lstm", 0, 0.25),
         line("RepeatFirst", "lstm", 1, -1.0, budget=2000),  # another budget: not in this table
         line("RepeatFirst", "gru", 1, -1.0, budget=2000),  # nor its column
@@ -105,14 +106,14 @@ def test_the_table_gives_each_cell_its_seeds_and_the_paper_where_known():
     ]
     header, _, *rows = bench.table(results, 1000).splitlines()
     assert header.startswith("| env (Easy) | lstm: MMER") and "ffm: MMER" in header
-    assert "gru" not in header
+    assert header.index("none: MMER") < header.index("ffm: MMER") and "gru" not in header
     cells = {row.split("|")[1].strip(): [c.strip() for c in row.split("|")[1:-1]] for row in rows}
     cartpole = cells["PositionOnlyCartPole"]
-    assert cartpole == ["PositionOnlyCartPole", "0.950 ± 0.071 (2)", "0.500 (1)", "0.722", "?",
-                        "1.000", "60 s"]  # fmt: skip
+    assert cartpole == ["PositionOnlyCartPole", "0.950 ± 0.071 (2)", "0.700 (1)", "0.500 (1)",
+                        "0.722", "?", "1.000", "60 s"]  # fmt: skip
     repeat = cells["RepeatFirst"]
-    assert repeat[:3] == ["RepeatFirst", "0.250 (1)", ""] and repeat[3:6] == ["?"] * 3
-    assert cells["VelocityOnlyCartpole"][3:6] == ["not in it"] * 3
+    assert repeat[:4] == ["RepeatFirst", "0.250 (1)", "", ""] and repeat[4:7] == ["?"] * 3
+    assert cells["VelocityOnlyCartpole"][4:7] == ["not in it"] * 3
 
 
 def test_plotting_a_budget_without_results_draws_nothing(tmp_path, capsys):
@@ -150,3 +151,12 @@ def test_address_joins_every_call_of_tune_py_new_or_resumed(tmp_path, monkeypatc
     assert new[new.index("--address") + 1] == "auto" and "--run-dir" in new
     assert resumed[resumed.index("--address") + 1] == "auto" and "--resume" in resumed
     assert "--address" not in alone
+
+
+def test_the_paper_s_three_models_get_seeds_the_new_cells_new_cell_seeds(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "run_tune_experiment", lambda folder, args, *_: seen.append(args))
+    argv = ["--out", str(tmp_path), "--results", str(tmp_path), "--envs", "RepeatFirst"]
+    bench.main([*argv, "--seeds", "3", "--new-cell-seeds", "2"])
+    seeds = {args[args.index("--rnn-type") + 1]: args[args.index("--seeds") + 1] for args in seen}
+    assert seeds == {"lstm": "3", "gru": "3", "none": "3", "mingru": "2", "ffm": "2"}
