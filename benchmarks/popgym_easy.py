@@ -17,8 +17,9 @@ returns into [-1, 1] for most tasks. Unlike the paper, the previous action is no
 an input, and budgets are at most 1M steps (the paper's 15M).
 
 With `--address` the experiments join a running Ray cluster (`ray start --head`) instead of
-starting Ray each: on a cluster, or to keep every CPU of one machine busy, run the script once per
-part of the list (`--envs`), all against one cluster.
+starting Ray each. On one machine, the last seed of an experiment leaves the other cores idle;
+`--max-concurrent 1` in two copies of the script, each with its own part of `--envs`, keeps two
+cores busy (several drivers on one long-lived cluster cost its GCS more CPU than a trial here).
 
 Each finished trial leaves a line in RESULTS/results.jsonl (`--results`, results/popgym: its
 MMER, the step it was first reached, its training time and a thinned curve), so that `--table`
@@ -225,19 +226,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", action="store_true", help="run nothing, only report")
     parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")
     parser.add_argument("--address", help="join this running Ray cluster (tune.py's --address)")
+    parser.add_argument("--max-concurrent", type=int,
+                        help="trials at a time in each new experiment (tune.py's); resumes keep theirs")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.budget <= 0 or args.seeds <= 0 or args.new_cell_seeds <= 0:
-        parser.error("--budget, --seeds and --new-cell-seeds must be positive")
+    limits = (args.budget, args.seeds, args.new_cell_seeds, args.max_concurrent)
+    if min(x for x in limits if x is not None) <= 0:
+        parser.error("--budget, --seeds, --new-cell-seeds and --max-concurrent must be positive")
     args.results.mkdir(parents=True, exist_ok=True)
     if not args.table:
         args.out.mkdir(parents=True, exist_ok=True)
         ray_args = ["--address", args.address] if args.address else []
+        limit = ["--max-concurrent", str(args.max_concurrent)] if args.max_concurrent else []
         for cell in args.cells:  # every env of a cell before the next cell: the LSTM's first
             for name in args.envs:
                 seeds = args.seeds if cell in PAPER_CELLS else args.new_cell_seeds
                 folder = experiment(args.out.resolve(), name, cell, args.budget, seeds)
                 try:
-                    run_tune_experiment(folder, tune_args(name, cell, seeds, args.budget),
+                    run_tune_experiment(folder, tune_args(name, cell, seeds, args.budget) + limit,
                                         args.out / WALLS, ray_args)  # fmt: skip
                 finally:  # what finished is kept, whatever stopped the rest
                     collect(folder, args.results, name, cell, args.budget)

@@ -141,7 +141,7 @@ def test_address_joins_every_call_of_tune_py_new_or_resumed(tmp_path, monkeypatc
     monkeypatch.setattr(jobs, "subprocess", SimpleNamespace(Popen=popen))
     monkeypatch.setattr(jobs, "resumable", lambda plan, ray: True)
     argv = ["--out", str(tmp_path), "--results", str(tmp_path), "--envs", "RepeatFirst"]
-    argv += ["--cells", "lstm", "--address", "auto"]
+    argv += ["--cells", "lstm", "--max-concurrent", "1", "--address", "auto"]
     bench.main(argv)  # a new experiment
     folder = bench.experiment(tmp_path.resolve(), "RepeatFirst", "lstm", 1_000_000, 3)
     folder.mkdir()
@@ -151,6 +151,8 @@ def test_address_joins_every_call_of_tune_py_new_or_resumed(tmp_path, monkeypatc
     assert new[new.index("--address") + 1] == "auto" and "--run-dir" in new
     assert resumed[resumed.index("--address") + 1] == "auto" and "--resume" in resumed
     assert "--address" not in alone
+    # the limit is the experiment's: tune.py keeps it in the plan, and refuses it on a resume
+    assert new[new.index("--max-concurrent") + 1] == "1" and "--max-concurrent" not in resumed
 
 
 def test_the_paper_s_three_models_get_seeds_the_new_cells_new_cell_seeds(tmp_path, monkeypatch):
@@ -160,3 +162,10 @@ def test_the_paper_s_three_models_get_seeds_the_new_cells_new_cell_seeds(tmp_pat
     bench.main([*argv, "--seeds", "3", "--new-cell-seeds", "2"])
     seeds = {args[args.index("--rnn-type") + 1]: args[args.index("--seeds") + 1] for args in seen}
     assert seeds == {"lstm": "3", "gru": "3", "none": "3", "mingru": "2", "ffm": "2"}
+
+
+@pytest.mark.parametrize("flag", ["--budget", "--seeds", "--new-cell-seeds", "--max-concurrent"])
+def test_a_count_below_one_is_a_usage_error(flag, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--table", "--results", str(tmp_path), flag, "0"])
+    assert stop.value.code == 2 and "must be positive" in capsys.readouterr().err
