@@ -167,12 +167,13 @@ def paper_score(name: str, model: str) -> str:
 
 def table(results: list[dict[str, Any]], budget: int) -> str:
     """The Markdown table of MMER per environment (rows) and cell (columns) at `budget`, with
-    the paper's scores where known and each environment's median training time per run."""
+    the paper's scores where known and each cell's median training time per run there."""
     results = [x for x in results if x["budget"] == budget]
     cells = [c for c in CELLS if any(x["cell"] == c for x in results)]
     lines = [
         "| env (Easy) | " + " | ".join(f"{c}: MMER ± std (seeds)" for c in cells)
-        + " | paper MLP | paper GRU | paper LSTM | training per run |",
+        + " | paper MLP | paper GRU | paper LSTM | training per run, median: "
+        + " / ".join(cells) + " |",
         "|---|" + "---|" * (len(cells) + 4),
     ]  # fmt: skip
     for name in ENVS:
@@ -182,8 +183,9 @@ def table(results: list[dict[str, Any]], budget: int) -> str:
         mmers = {c: [x["mmer"] for x in runs if x["cell"] == c] for c in cells}
         row = [score(mmers[c]) if mmers[c] else "" for c in cells]
         paper = [paper_score(name, model) for model in ("mlp", "gru", "lstm")]
-        seconds = statistics.median(x["train_seconds"] for x in runs)
-        lines.append(f"| {name} | " + " | ".join(row + paper) + f" | {seconds:.0f} s |")
+        seconds = [[x["train_seconds"] for x in runs if x["cell"] == c] for c in cells]
+        times = " / ".join(f"{statistics.median(t):.0f}" if t else "-" for t in seconds)
+        lines.append(f"| {name} | " + " | ".join(row + paper) + f" | {times} s |")
     return "\n".join(lines)
 
 

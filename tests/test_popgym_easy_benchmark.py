@@ -90,15 +90,15 @@ def test_thinning_keeps_the_last_point():
 
 
 def test_the_table_gives_each_cell_its_seeds_and_the_paper_where_known():
-    def line(env, cell, seed, mmer, budget=1000):
+    def line(env, cell, seed, mmer, budget=1000, seconds=60.0):
         return {"env": env, "cell": cell, "budget": budget, "seed": seed, "mmer": mmer,
-                "train_seconds": 60.0}  # fmt: skip
+                "train_seconds": seconds}  # fmt: skip
 
     results = [
         line("PositionOnlyCartPole", "lstm", 0, 0.9),
-        line("PositionOnlyCartPole", "lstm", 1, 1.0),
-        line("PositionOnlyCartPole", "ffm", 0, 0.5),
-        line("PositionOnlyCartPole", "none", 0, 0.7),
+        line("PositionOnlyCartPole", "lstm", 1, 1.0, seconds=80.0),
+        line("PositionOnlyCartPole", "ffm", 0, 0.5, seconds=30.0),
+        line("PositionOnlyCartPole", "none", 0, 0.7, seconds=10.0),
         line("RepeatFirst", "lstm", 0, 0.25),
         line("RepeatFirst", "lstm", 1, -1.0, budget=2000),  # another budget: not in this table
         line("RepeatFirst", "gru", 1, -1.0, budget=2000),  # nor its column
@@ -107,12 +107,14 @@ def test_the_table_gives_each_cell_its_seeds_and_the_paper_where_known():
     header, _, *rows = bench.table(results, 1000).splitlines()
     assert header.startswith("| env (Easy) | lstm: MMER") and "ffm: MMER" in header
     assert header.index("none: MMER") < header.index("ffm: MMER") and "gru" not in header
+    assert header.endswith("training per run, median: lstm / none / ffm |")
     cells = {row.split("|")[1].strip(): [c.strip() for c in row.split("|")[1:-1]] for row in rows}
     cartpole = cells["PositionOnlyCartPole"]
     assert cartpole == ["PositionOnlyCartPole", "0.950 ± 0.071 (2)", "0.700 (1)", "0.500 (1)",
-                        "0.722", "?", "1.000", "60 s"]  # fmt: skip
+                        "0.722", "?", "1.000", "70 / 10 / 30 s"]  # fmt: skip
     repeat = cells["RepeatFirst"]
     assert repeat[:4] == ["RepeatFirst", "0.250 (1)", "", ""] and repeat[4:7] == ["?"] * 3
+    assert repeat[-1] == "60 / - / - s"
     assert cells["VelocityOnlyCartpole"][4:7] == ["not in it"] * 3
 
 
