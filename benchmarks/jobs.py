@@ -17,8 +17,9 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -244,9 +245,10 @@ def run_tune_experiment(
     """Run `tune.py ARGS --run-dir FOLDER`, or resume it (`--resume FOLDER`) where it was
     interrupted, unless it is complete; `ray_args` (`--address auto`, say) go to either call.
     Its output goes to `FOLDER.log`, its wall-clock seconds (an interrupted call's too) are
-    added to the JSON file `walls` under the folder's name. A folder that tune.py claimed but was stopped in before it could be resumed (no
-    `experiment.yaml` and Ray state yet) is moved aside to `FOLDER.unstarted-<time>` and the
-    experiment starts again. Exits if tune.py fails."""
+    added to the JSON file `walls` under the folder's name. A folder that tune.py claimed but
+    was stopped in before it could be resumed (no `experiment.yaml` and Ray state yet) is moved
+    aside to `FOLDER.unstarted-<time>` and the experiment starts again. Exits if tune.py
+    fails."""
     from agent.tune.experiment import PLAN_FILE, RAY_DIR
     from agent.tune.trial_table import experiment_complete
 
@@ -276,11 +278,30 @@ def run_tune_experiment(
             child.wait()
             raise
         finally:
-            seconds = json.loads(walls.read_text()) if walls.is_file() else {}
-            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
-            walls.write_text(json.dumps(seconds, indent=1))
+            with locked(walls):
+                seconds = json.loads(walls.read_text()) if walls.is_file() else {}
+                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+                walls.write_text(json.dumps(seconds, indent=1))
     if code != 0:
         raise SystemExit(f"{name}: tune.py exited with {code}; see {log_path}")
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (on a `.lock` file beside it) for the block, so that
+    copies of a script sharing an output folder update its files one at a time. On a system
+    without `fcntl` (Windows) nothing is locked: run one copy there."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def resumable(plan: Path, ray_state: Path) -> bool:

@@ -1,4 +1,4 @@
-"""POPGym's Easy environments (Morad et al., ICLR 2023) for each recurrent cell, on Ray Tune.
+"""POPGym's Easy environments (Morad et al., ICLR 2023) per memory model, and none, on Ray Tune.
 
     python benchmarks/popgym_easy.py --out runs/popgym                   # every env and cell, 1M
     python benchmarks/popgym_easy.py --out runs/popgym --envs RepeatFirst CountRecall --cells lstm
@@ -6,20 +6,21 @@
 
 Each (environment, cell) pair is one `tune.py` experiment at our defaults but `--rnn-type`
 (`--seeds` of them for the LSTM, the GRU and `none`, no memory at all; `--new-cell-seeds` for
-minGRU and FFM), run one
-after another, every env of one cell before the next cell, each folder resumable (`benchmarks.jobs.run_tune_experiment`). Trials run without
-periodic evaluations: the score is the paper's metric, MMER, the maximum over training of the
-mean episodic return, here of the last 100 training episodes (`rollout/ep_rew_mean`, logged
-after every rollout, counted once about 100 episodes have ended: `full_windows`; the paper's is
-the mean over each RLlib train batch of 65,536 steps). A trial that failed is not retried: its
-seed is missing from the table's count, and deleting its experiment folder runs it again. POPGym scales
-returns into [-1, 1] for most tasks. Unlike the paper, the previous action is not fed back as
-an input, and budgets are at most 1M steps (the paper's 15M).
+minGRU and FFM), run one after another, every env of one cell before the next cell, each folder
+resumable (`benchmarks.jobs.run_tune_experiment`). Trials run without periodic evaluations: the
+score is the paper's metric, MMER, the maximum over training of the mean episodic return, here
+of the last 100 training episodes (`rollout/ep_rew_mean`, logged after every rollout, counted
+once about 100 episodes have ended: `full_windows`; the paper's is the mean over each RLlib
+train batch of 65,536 steps). A trial that failed is not retried: its seed is missing from the
+table's count, and deleting its experiment folder runs it again. POPGym scales returns into
+[-1, 1] for most tasks. Unlike the paper, the previous action is not fed back as an input, and
+budgets are at most 1M steps (the paper's 15M). popgym warns that its two Labyrinth tasks can
+be solved without memory and advises against them as memory benchmarks; they are run anyway.
 
-With `--address` the experiments join a running Ray cluster (`ray start --head`) instead of
-starting Ray each. On one machine, the last seed of an experiment leaves the other cores idle;
-`--max-concurrent 1` in two copies of the script, each with its own part of `--envs`, keeps two
-cores busy (several drivers on one long-lived cluster cost its GCS more CPU than a trial here).
+On one machine, the last seed of an experiment leaves the other cores idle: two copies of the
+script, each with `--max-concurrent 1` and its own part of `--envs`, keep two cores busy (they
+share `--out` and `--results` safely). `--address` joins a running Ray cluster instead of
+starting Ray in each experiment; the run folders must be readable from this machine.
 
 Each finished trial leaves a line in RESULTS/results.jsonl (`--results`, results/popgym: its
 MMER, the step it was first reached, its training time and a thinned curve), so that `--table`
@@ -40,7 +41,13 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.jobs import CURVE_POINTS, WINDOW, load_results, run_tune_experiment  # noqa: E402
+from benchmarks.jobs import (  # noqa: E402
+    CURVE_POINTS,
+    WINDOW,
+    load_results,
+    locked,
+    run_tune_experiment,
+)
 
 ENVS = (
     "Autoencode",
@@ -140,14 +147,15 @@ def collect(folder: Path, results: Path, name: str, cell: str, budget: int) -> i
 
     if not (folder / RESULTS_CSV).is_file():
         return 0
-    have = {(x["env"], x["cell"], x["budget"], x["seed"]) for x in load_results(results)}
-    lines = [
-        trial_line(name, cell, budget, row)
-        for row in finished_trials(folder)
-        if (name, cell, budget, int(row["seed"])) not in have
-    ]
-    with (results / "results.jsonl").open("a") as f:
-        f.writelines(json.dumps(line) + "\n" for line in lines)
+    with locked(results / "results.jsonl"):  # another copy of this script may add lines too
+        have = {(x["env"], x["cell"], x["budget"], x["seed"]) for x in load_results(results)}
+        lines = [
+            trial_line(name, cell, budget, row)
+            for row in finished_trials(folder)
+            if (name, cell, budget, int(row["seed"])) not in have
+        ]
+        with (results / "results.jsonl").open("a") as f:
+            f.writelines(json.dumps(line) + "\n" for line in lines)
     return len(lines)
 
 
@@ -227,9 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-cell-seeds", type=int, default=1, help="seeds of the others")
     parser.add_argument("--table", action="store_true", help="run nothing, only report")
     parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")
-    parser.add_argument("--address", help="join this running Ray cluster (tune.py's --address)")
+    parser.add_argument("--address",
+                        help="join this running Ray cluster (tune.py's); its run folders must "
+                        "be readable here")  # fmt: skip
     parser.add_argument("--max-concurrent", type=int,
-                        help="trials at a time in each new experiment (tune.py's); resumes keep theirs")  # fmt: skip
+                        help="trials at a time in each new experiment (tune.py's); resumed ones "
+                        "keep theirs")  # fmt: skip
     args = parser.parse_args(argv)
     limits = (args.budget, args.seeds, args.new_cell_seeds, args.max_concurrent)
     if min(x for x in limits if x is not None) <= 0:

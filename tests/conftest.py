@@ -1,12 +1,12 @@
 """`require`: the one way a test asks for a module that `pip install -e .` does not bring.
 
 pytest itself comes with the dev extra (README, "Set up", step 3), and the dev extra promises
-matplotlib, moviepy, pygame and the tune (ray, optuna), minigrid and popgym extras. A test run without one of them is a
-broken install, not a smaller suite, so a test that needs one fails rather than skips, here and in
-CI alike: `pytest.importorskip("ray")` would turn a Ray that is broken at the floors
-(.ci/lower_bounds.sh) into a skipped module and a green run.
+matplotlib, moviepy, pygame and the tune (ray, optuna), minigrid and popgym (popgym, mazelib)
+extras. A test run without one of them is a broken install, not a smaller suite, so a test that
+needs one fails rather than skips, here and in CI alike: `pytest.importorskip("ray")` would turn
+a Ray that is broken at the floors (.ci/lower_bounds.sh) into a skipped module and a green run.
 
-Other modules (mazelib, say) skip when they cannot be imported, unless the environment variable
+Other modules skip when they cannot be imported, unless the environment variable
 REQUIRE_MODULES names them (separated by spaces or commas), so that CI can refuse to skip them.
 """
 
@@ -18,7 +18,9 @@ from types import ModuleType
 
 import pytest
 
-DEV_EXTRA = frozenset({"matplotlib", "moviepy", "pygame", "ray", "optuna", "minigrid", "popgym"})
+DEV_EXTRA = frozenset(
+    {"matplotlib", "moviepy", "pygame", "ray", "optuna", "minigrid", "popgym", "mazelib"}
+)
 """The modules of pyproject.toml's `dev` extra (`tune`'s, `minigrid`'s and `popgym`'s included)
 that tests import."""
 

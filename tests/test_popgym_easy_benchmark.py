@@ -149,7 +149,11 @@ def test_address_joins_every_call_of_tune_py_new_or_resumed(tmp_path, monkeypatc
     folder.mkdir()
     bench.main(argv)  # its resume
     bench.main(argv[:-2])  # without the flag: Ray starts in tune.py
-    new, resumed, alone = calls
+    other = bench.experiment(tmp_path.resolve(), "RepeatPrevious", "lstm", 1_000_000, 3)
+    bench.main([*argv[:5], "RepeatPrevious", "--cells", "lstm"])  # new, no limit, no cluster
+    new, resumed, alone, unlimited = calls
+    assert unlimited[-2:] == ["--run-dir", str(other)]
+    assert "--max-concurrent" not in unlimited and "--address" not in unlimited
     assert new[new.index("--address") + 1] == "auto" and "--run-dir" in new
     assert resumed[resumed.index("--address") + 1] == "auto" and "--resume" in resumed
     assert "--address" not in alone
@@ -171,3 +175,24 @@ def test_a_count_below_one_is_a_usage_error(flag, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         bench.main(["--table", "--results", str(tmp_path), flag, "0"])
     assert stop.value.code == 2 and "must be positive" in capsys.readouterr().err
+
+
+def test_a_shared_file_is_updated_by_one_copy_at_a_time(tmp_path):
+    """Two copies of the script share walls.json and results.jsonl: while one holds the lock,
+    another waits for it."""
+    import threading
+
+    from benchmarks.jobs import locked
+
+    path, entered = tmp_path / "results.jsonl", threading.Event()
+
+    def other_copy():
+        with locked(path):
+            entered.set()
+
+    with locked(path):
+        thread = threading.Thread(target=other_copy)
+        thread.start()
+        assert not entered.wait(0.3)  # blocked while the lock is held
+    assert entered.wait(10)
+    thread.join()
