@@ -69,6 +69,17 @@ if "Test/MatchBit-v0" not in gym.registry:
     gym.register("Test/MatchBit-v0", entry_point=MatchBitEnv)
 
 
+def claim(marker: Path) -> bool:
+    """Create the file `marker`; False when it exists. One check-and-create (O_EXCL), so that of
+    copies in several trials getting there at once only one wins (with `exists()` then `touch()`
+    two could: a CI run's stderr held more than the one failure line this file expects)."""
+    try:
+        marker.touch(exist_ok=False)
+    except FileExistsError:
+        return False
+    return True
+
+
 class RaiseOnce(gym.Wrapper):
     """`step` raises once in the whole experiment: at the `after`-th step of the first copy to
     get there, when the file `marker` does not exist yet (it is then created)."""
@@ -79,8 +90,7 @@ class RaiseOnce(gym.Wrapper):
 
     def step(self, action):
         self.steps += 1
-        if self.steps >= self.after and not self.marker.exists():
-            self.marker.touch()
+        if self.steps >= self.after and not self.marker.exists() and claim(self.marker):
             raise RuntimeError("simulator crashed")
         return self.env.step(action)
 
@@ -100,8 +110,8 @@ class InterruptOnce(gym.Wrapper):
             self.steps >= self.after
             and not self.marker.exists()
             and any(self.experiment.glob("*/model.pt"))
+            and claim(self.marker)
         ):
-            self.marker.touch()
             os.kill(self.pid, signal.SIGINT)
         return self.env.step(action)
 
@@ -512,6 +522,7 @@ def test_the_output_is_our_lines_and_errors_only(tmp_path, monkeypatch):
     assert code == 0, err[-3000:]
     assert marker.exists()  # a trial did crash, and was restarted
     # stderr: the failure, in one line.
+    assert len(err.splitlines()) == 1, err
     (failure,) = err.splitlines()
     assert re.fullmatch(
         r"seed[012]: failed: RuntimeError: simulator crashed; restarting from its last "
