@@ -5,7 +5,8 @@
 
 What an update spends in the core, without the rest of a run: `RecurrentCore.outputs` (the
 actor's and the critic's networks, as training calls it) on random inputs from a zero state,
-then the backward pass of their sum; the median of `--repeats` timed calls after warm-up calls,
+then the backward pass of their sum (the inputs need no gradient, as behind the parameter-free
+encoders of vector observations); the median of `--repeats` timed calls after warm-up calls,
 one core after another in this process. The LSTM runs twice: as PyTorch runs it on a CPU (its
 oneDNN kernel) and with oneDNN turned off (`torch.backends.mkldnn.flags(enabled=False)`), which
 shows how much of the LSTM's lead over the GRU is that kernel. Use it to see why a cell trains
@@ -54,6 +55,18 @@ def time_core(core, x, state, repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
+@contextlib.contextmanager
+def onednn_off():
+    """oneDNN turned off inside, without the warning each switch gives on a CPU build (that
+    TF32 on oneDNN needs an Intel GPU)."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     sizes = (args.steps, args.batch, args.input, args.hidden, args.threads, args.repeats)
@@ -70,14 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     from agent.networks.recurrent import RecurrentCore
 
     torch.set_num_threads(args.threads)
-    # Turning oneDNN off or on warns, on every CPU build, that TF32 on oneDNN needs an Intel GPU.
-    warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
     torch.manual_seed(0)
     x = torch.randn(args.steps, args.batch, args.input)
-    runs = [(cell, cell, contextlib.nullcontext) for cell in args.cells]
-    if "lstm" in args.cells:
-        off = lambda: torch.backends.mkldnn.flags(enabled=False)  # noqa: E731
-        runs.insert(args.cells.index("lstm") + 1, (NO_ONEDNN, "lstm", off))
+    cells = list(dict.fromkeys(args.cells))
+    runs = [(cell, cell, contextlib.nullcontext) for cell in cells]
+    if "lstm" in cells and torch.backends.mkldnn.is_available():
+        runs.insert(cells.index("lstm") + 1, (NO_ONEDNN, "lstm", onednn_off))
+    elif "lstm" in cells:
+        print("(this torch has no oneDNN: no row without it)")
     print(f"forward and backward of the actor's and critic's cores over {args.batch} sequences "
           f"of {args.steps} steps, {args.input} inputs, {args.hidden} units, {args.threads} "
           f"thread(s), median of {args.repeats}:")  # fmt: skip

@@ -49,3 +49,21 @@ def test_the_second_lstm_runs_with_onednn_off_and_only_it(monkeypatch, capsys):
     assert rnn_kernels.main([*TINY, "--cells", "gru", "lstm"]) == 0
     assert seen == [("gru", True), ("lstm", True), ("lstm", False)]
     assert torch.backends.mkldnn.enabled
+
+
+def test_a_cell_named_twice_is_timed_once(monkeypatch, capsys):
+    timed = []
+    monkeypatch.setattr(rnn_kernels, "time_core", lambda core, *_: timed.append(core) or 0.001)
+    assert rnn_kernels.main([*TINY, "--cells", "lstm", "gru", "lstm"]) == 0
+    assert [core.rnn_type for core in timed] == ["lstm", "lstm", "gru"]
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [line.split("  ")[1].strip() for line in lines] == ["lstm", rnn_kernels.NO_ONEDNN, "gru"]
+
+
+def test_without_onednn_there_is_no_row_without_it(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert rnn_kernels.main([*TINY, "--cells", "lstm"]) == 0
+    out = capsys.readouterr().out
+    assert "no oneDNN" in out and rnn_kernels.NO_ONEDNN not in out, out
