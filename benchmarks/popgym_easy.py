@@ -2,6 +2,7 @@
 
     python benchmarks/popgym_easy.py --out runs/popgym                   # every env and cell, 1M
     python benchmarks/popgym_easy.py --out runs/popgym --envs RepeatFirst CountRecall --cells lstm
+    python benchmarks/popgym_easy.py --out runs/popgym --cells gru --first-seed 1 --seeds 2  # 1, 2
     python benchmarks/popgym_easy.py --table --plot results/popgym/popgym.png   # from results/popgym
 
 Each (environment, cell) pair is one `tune.py` experiment at our defaults but `--rnn-type`
@@ -93,15 +94,19 @@ def env_id(name: str) -> str:
     return f"popgym-{name}Easy-v0"
 
 
-def experiment(out: Path, name: str, cell: str, budget: int, seeds: int) -> Path:
-    """The experiment folder of `seeds` seeds of `cell` on env `name` at `budget` steps."""
-    return out / f"{name}__{cell}__{budget}steps__{seeds}seeds"
+def experiment(out: Path, name: str, cell: str, budget: int, seeds: int, first: int = 0) -> Path:
+    """The experiment folder of `seeds` seeds of `cell` on env `name` at `budget` steps, from
+    seed `first` (`..._3seeds` from seed 0, `..._seeds1-2` for seeds 1 and 2)."""
+    tail = f"{seeds}seeds" if first == 0 else f"seeds{first}-{first + seeds - 1}"
+    return out / f"{name}__{cell}__{budget}steps__{tail}"
 
 
-def tune_args(name: str, cell: str, seeds: int, budget: int) -> list[str]:
-    """tune.py's flags for one experiment (the run folder aside)."""
+def tune_args(name: str, cell: str, seeds: int, budget: int, first: int = 0) -> list[str]:
+    """tune.py's flags for one experiment (the run folder aside): seeds `first` to
+    `first + seeds - 1`."""
     return [
         "--env", env_id(name), "--rnn-type", cell, "--seeds", str(seeds),
+        *(["--seed", str(first)] if first else []),
         "--total-timesteps", str(budget), "--eval-freq", "0", "--metric", TAG,
     ]  # fmt: skip
 
@@ -233,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=1_000_000, help="steps per run")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of lstm, gru and none")
     parser.add_argument("--new-cell-seeds", type=int, default=1, help="seeds of the others")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first seed of every experiment: `--first-seed 1 --seeds 2` adds "
+                        "seeds 1 and 2 where seed 0 has run (in their own folders)")  # fmt: skip
     parser.add_argument("--table", action="store_true", help="run nothing, only report")
     parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")
     parser.add_argument("--address",
@@ -245,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     limits = (args.budget, args.seeds, args.new_cell_seeds, args.max_concurrent)
     if min(x for x in limits if x is not None) <= 0:
         parser.error("--budget, --seeds, --new-cell-seeds and --max-concurrent must be positive")
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be 0 or more, got {args.first_seed}")
     args.results.mkdir(parents=True, exist_ok=True)
     if not args.table:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -253,10 +263,11 @@ def main(argv: list[str] | None = None) -> int:
         for cell in args.cells:  # every env of a cell before the next cell: the LSTM's first
             for name in args.envs:
                 seeds = args.seeds if cell in PAPER_CELLS else args.new_cell_seeds
-                folder = experiment(args.out.resolve(), name, cell, args.budget, seeds)
+                first = args.first_seed
+                folder = experiment(args.out.resolve(), name, cell, args.budget, seeds, first)
+                flags = tune_args(name, cell, seeds, args.budget, first) + limit
                 try:
-                    run_tune_experiment(folder, tune_args(name, cell, seeds, args.budget) + limit,
-                                        args.out / WALLS, ray_args)  # fmt: skip
+                    run_tune_experiment(folder, flags, args.out / WALLS, ray_args)
                 finally:  # what finished is kept, whatever stopped the rest
                     collect(folder, args.results, name, cell, args.budget)
     results = load_results(args.results)

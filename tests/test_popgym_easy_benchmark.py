@@ -170,6 +170,25 @@ def test_the_paper_s_three_models_get_seeds_the_new_cells_new_cell_seeds(tmp_pat
     assert seeds == {"lstm": "3", "gru": "3", "none": "3", "mingru": "2", "ffm": "2"}
 
 
+def test_a_first_seed_runs_seeds_from_it_in_their_own_folder(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "run_tune_experiment", lambda *args: seen.append(args[:2]))
+    argv = ["--out", str(tmp_path), "--results", str(tmp_path), "--envs", "RepeatFirst"]
+    bench.main([*argv, "--cells", "gru", "--first-seed", "1", "--seeds", "2"])
+    bench.main([*argv, "--cells", "gru"])
+    (later, later_args), (first, first_args) = seen
+    assert later.name == "RepeatFirst__gru__1000000steps__seeds1-2"
+    assert later_args[later_args.index("--seed") + 1] == "1"
+    assert later_args[later_args.index("--seeds") + 1] == "2"
+    assert first.name == "RepeatFirst__gru__1000000steps__3seeds" and "--seed" not in first_args
+
+
+def test_a_negative_first_seed_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--table", "--results", str(tmp_path), "--first-seed", "-1"])
+    assert stop.value.code == 2 and "--first-seed must be 0 or more" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flag", ["--budget", "--seeds", "--new-cell-seeds", "--max-concurrent"])
 def test_a_count_below_one_is_a_usage_error(flag, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
