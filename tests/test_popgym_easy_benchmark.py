@@ -176,7 +176,9 @@ def test_a_first_seed_runs_seeds_from_it_in_their_own_folder(tmp_path, monkeypat
     argv = ["--out", str(tmp_path), "--results", str(tmp_path), "--envs", "RepeatFirst"]
     bench.main([*argv, "--cells", "gru", "--first-seed", "1", "--seeds", "2"])
     bench.main([*argv, "--cells", "gru"])
-    (later, later_args), (first, first_args) = seen
+    bench.main([*argv, "--cells", "mingru", "--first-seed", "1", "--new-cell-seeds", "2"])
+    (later, later_args), (first, first_args), (new_cell, _) = seen
+    assert new_cell.name == "RepeatFirst__mingru__1000000steps__seeds1-2"
     assert later.name == "RepeatFirst__gru__1000000steps__seeds1-2"
     assert later_args[later_args.index("--seed") + 1] == "1"
     assert later_args[later_args.index("--seeds") + 1] == "2"
