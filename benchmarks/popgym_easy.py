@@ -3,6 +3,7 @@
     python benchmarks/popgym_easy.py --out runs/popgym                   # every env and cell, 1M
     python benchmarks/popgym_easy.py --out runs/popgym --envs RepeatFirst CountRecall --cells lstm
     python benchmarks/popgym_easy.py --out runs/popgym --cells gru --first-seed 1 --seeds 2  # 1, 2
+    python benchmarks/popgym_easy.py --out runs/popgym --cells mingru --layers 2 --envs RepeatFirst
     python benchmarks/popgym_easy.py --table --plot results/popgym/popgym.png   # from results/popgym
 
 Each (environment, cell) pair is one `tune.py` experiment at our defaults but `--rnn-type`
@@ -22,6 +23,10 @@ On one machine, the last seed of an experiment leaves the other cores idle: two 
 script, each with `--max-concurrent 1` and its own part of `--envs`, keep two cores busy (they
 share `--out` and `--results` safely). `--address` joins a running Ray cluster instead of
 starting Ray in each experiment; the run folders must be readable from this machine.
+
+`--layers 2` stacks two layers of each cell (tune.py's `--n-lstm-layers`): its runs are
+labelled `<cell>-2layers` in the results and reported in a table of their own, beside the
+one-layer cell's and the LSTM's.
 
 Each finished trial leaves a line in RESULTS/results.jsonl (`--results`, results/popgym: its
 MMER, the step it was first reached, its training time and a thinned curve), so that `--table`
@@ -94,19 +99,28 @@ def env_id(name: str) -> str:
     return f"popgym-{name}Easy-v0"
 
 
+def label(cell: str, layers: int = 1) -> str:
+    """The name of `cell` stacked `layers` deep in folders and results: `mingru-2layers`; a
+    single layer keeps the cell's name."""
+    return cell if layers == 1 else f"{cell}-{layers}layers"
+
+
 def experiment(out: Path, name: str, cell: str, budget: int, seeds: int, first: int = 0) -> Path:
-    """The experiment folder of `seeds` seeds of `cell` on env `name` at `budget` steps, from
-    seed `first` (`..._3seeds` from seed 0, `..._seeds1-2` for seeds 1 and 2)."""
+    """The experiment folder of `seeds` seeds of `cell` (a `label`) on env `name` at `budget`
+    steps, from seed `first` (`..._3seeds` from seed 0, `..._seeds1-2` for seeds 1 and 2)."""
     tail = f"{seeds}seeds" if first == 0 else f"seeds{first}-{first + seeds - 1}"
     return out / f"{name}__{cell}__{budget}steps__{tail}"
 
 
-def tune_args(name: str, cell: str, seeds: int, budget: int, first: int = 0) -> list[str]:
+def tune_args(
+    name: str, cell: str, seeds: int, budget: int, first: int = 0, layers: int = 1
+) -> list[str]:
     """tune.py's flags for one experiment (the run folder aside): seeds `first` to
-    `first + seeds - 1`."""
+    `first + seeds - 1`, `layers` layers of `cell`."""
     return [
         "--env", env_id(name), "--rnn-type", cell, "--seeds", str(seeds),
         *(["--seed", str(first)] if first else []),
+        *(["--n-lstm-layers", str(layers)] if layers != 1 else []),
         "--total-timesteps", str(budget), "--eval-freq", "0", "--metric", TAG,
     ]  # fmt: skip
 
@@ -178,11 +192,12 @@ def paper_score(name: str, model: str) -> str:
     return f"{PAPER[name][model]:.3f}" if model in PAPER.get(name, {}) else "?"
 
 
-def table(results: list[dict[str, Any]], budget: int) -> str:
-    """The Markdown table of MMER per environment (rows) and cell (columns) at `budget`, with
-    the paper's scores where known and each cell's median training time per run there."""
-    results = [x for x in results if x["budget"] == budget]
-    cells = [c for c in CELLS if any(x["cell"] == c for x in results)]
+def table(results: list[dict[str, Any]], budget: int, columns: tuple[str, ...] = CELLS) -> str:
+    """The Markdown table of MMER per environment (rows) and cell (columns: those of `columns`
+    with results) at `budget`, with the paper's scores where known and each cell's median
+    training time per run there; environments where none of them ran are left out."""
+    results = [x for x in results if x["budget"] == budget and x["cell"] in columns]
+    cells = [c for c in columns if any(x["cell"] == c for x in results)]
     lines = [
         "| env (Easy) | " + " | ".join(f"{c}: MMER ± std (seeds)" for c in cells)
         + " | paper MLP | paper GRU | paper LSTM | training per run, median: "
@@ -200,6 +215,18 @@ def table(results: list[dict[str, Any]], budget: int) -> str:
         times = " / ".join(f"{statistics.median(t):.0f}" if t else "-" for t in seconds)
         lines.append(f"| {name} | " + " | ".join(row + paper) + f" | {times} s |")
     return "\n".join(lines)
+
+
+def stacked_table(results: list[dict[str, Any]], budget: int) -> str | None:
+    """The table of the stacked cells' runs (`--layers`; None if there are none) beside the
+    LSTM's and their one-layer cells', on the environments where they ran."""
+    stacked = sorted({x["cell"] for x in results if x["budget"] == budget} - set(CELLS))
+    if not stacked:
+        return None
+    envs = {x["env"] for x in results if x["cell"] in stacked and x["budget"] == budget}
+    bases = [c for c in CELLS if any(s.startswith(f"{c}-") for s in stacked)]
+    columns = tuple(dict.fromkeys(["lstm", *bases, *stacked]))
+    return table([x for x in results if x["env"] in envs], budget, columns)
 
 
 def plot(results: list[dict[str, Any]], budget: int, path: Path) -> None:
@@ -241,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=0,
                         help="the first seed of every experiment: `--first-seed 1 --seeds 2` adds "
                         "seeds 1 and 2 where seed 0 has run (in their own folders)")  # fmt: skip
+    parser.add_argument("--layers", type=int, default=1,
+                        help="stacked layers of each cell (tune.py's --n-lstm-layers): for a "
+                        "cell whose one layer fails a task")  # fmt: skip
     parser.add_argument("--table", action="store_true", help="run nothing, only report")
     parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")
     parser.add_argument("--address",
@@ -250,9 +280,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="trials at a time in each new experiment (tune.py's); resumed ones "
                         "keep theirs")  # fmt: skip
     args = parser.parse_args(argv)
-    limits = (args.budget, args.seeds, args.new_cell_seeds, args.max_concurrent)
+    limits = (args.budget, args.seeds, args.new_cell_seeds, args.max_concurrent, args.layers)
     if min(x for x in limits if x is not None) <= 0:
-        parser.error("--budget, --seeds, --new-cell-seeds and --max-concurrent must be positive")
+        parser.error(
+            "--budget, --seeds, --new-cell-seeds, --max-concurrent and --layers must be positive"
+        )
+    if args.layers > 1 and "none" in args.cells:
+        parser.error("--layers stacks recurrent cells; `none` has none: leave it out of --cells")
     if args.first_seed < 0:
         parser.error(f"--first-seed must be 0 or more, got {args.first_seed}")
     args.results.mkdir(parents=True, exist_ok=True)
@@ -264,14 +298,18 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.envs:
                 seeds = args.seeds if cell in PAPER_CELLS else args.new_cell_seeds
                 first = args.first_seed
-                folder = experiment(args.out.resolve(), name, cell, args.budget, seeds, first)
-                flags = tune_args(name, cell, seeds, args.budget, first) + limit
+                tag = label(cell, args.layers)
+                folder = experiment(args.out.resolve(), name, tag, args.budget, seeds, first)
+                flags = tune_args(name, cell, seeds, args.budget, first, args.layers) + limit
                 try:
                     run_tune_experiment(folder, flags, args.out / WALLS, ray_args)
                 finally:  # what finished is kept, whatever stopped the rest
-                    collect(folder, args.results, name, cell, args.budget)
+                    collect(folder, args.results, name, tag, args.budget)
     results = load_results(args.results)
     print(table(results, args.budget) if results else "no results yet")
+    stacked = stacked_table(results, args.budget)
+    if stacked:
+        print(f"\nStacked cells (--layers):\n{stacked}")
     if args.plot and results:
         plot(results, args.budget, args.plot)
     return 0

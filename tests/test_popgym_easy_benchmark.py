@@ -191,7 +191,54 @@ def test_a_negative_first_seed_is_a_usage_error(tmp_path, capsys):
     assert stop.value.code == 2 and "--first-seed must be 0 or more" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", ["--budget", "--seeds", "--new-cell-seeds", "--max-concurrent"])
+def test_layers_stack_the_cell_in_a_folder_and_results_of_its_own(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "run_tune_experiment", lambda *args: seen.append(args[:2]))
+    monkeypatch.setattr(bench, "collect", lambda *args: seen.append(args[2:4]))
+    argv = ["--out", str(tmp_path), "--results", str(tmp_path), "--envs", "RepeatFirst"]
+    bench.main([*argv, "--cells", "mingru", "--layers", "2"])
+    bench.main([*argv, "--cells", "mingru"])
+    (stacked, stacked_args), stacked_label, (single, single_args), single_label = seen
+    assert stacked.name == "RepeatFirst__mingru-2layers__1000000steps__1seeds"
+    assert stacked_args[stacked_args.index("--rnn-type") + 1] == "mingru"
+    assert stacked_args[stacked_args.index("--n-lstm-layers") + 1] == "2"
+    assert stacked_label == ("RepeatFirst", "mingru-2layers")
+    assert single.name == "RepeatFirst__mingru__1000000steps__1seeds"
+    assert "--n-lstm-layers" not in single_args and single_label == ("RepeatFirst", "mingru")
+
+
+def test_layers_for_no_memory_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--table", "--results", str(tmp_path), "--cells", "none", "--layers", "2"])
+    assert stop.value.code == 2 and "`none` has none" in capsys.readouterr().err
+
+
+def test_stacked_cells_get_their_own_table_beside_the_lstm_and_their_single_layer():
+    def line(env, cell, mmer):
+        return {"env": env, "cell": cell, "budget": 1000, "seed": 0, "mmer": mmer,
+                "train_seconds": 60.0}  # fmt: skip
+
+    results = [
+        line("RepeatFirst", "lstm", 1.0),
+        line("RepeatFirst", "gru", 1.0),
+        line("RepeatFirst", "mingru", -0.2),
+        line("RepeatFirst", "mingru-2layers", 0.9),
+        line("PositionOnlyCartPole", "lstm", 1.0),
+        line("Autoencode", "mingru-2layers", 0.1),  # its only run: no row in the main table
+    ]
+    main = bench.table(results, 1000)
+    assert "2layers" not in main and "Autoencode" not in main
+    assert bench.stacked_table(results[:3], 1000) is None
+    header, _, *rows = bench.stacked_table(results, 1000).splitlines()
+    assert "lstm: MMER" in header and "| gru: MMER" not in header
+    assert header.index("| mingru: MMER") < header.index("mingru-2layers: MMER")
+    assert [row.split("|")[1].strip() for row in rows] == ["Autoencode", "RepeatFirst"]
+    assert rows[1].split("|")[2:5] == [" 1.000 (1) ", " -0.200 (1) ", " 0.900 (1) "]
+
+
+@pytest.mark.parametrize(
+    "flag", ["--budget", "--seeds", "--new-cell-seeds", "--max-concurrent", "--layers"]
+)
 def test_a_count_below_one_is_a_usage_error(flag, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         bench.main(["--table", "--results", str(tmp_path), flag, "0"])
