@@ -52,8 +52,10 @@ def rollout_and_update(fast_path: bool, device: str = "cpu", **config):
         {"rnn_type": "ffm"},
         {"shared_lstm": True},
         {"n_lstm_layers": 2},
+        {"rnn_type": "mingru", "n_lstm_layers": 2},
+        {"rnn_type": "ffm", "n_lstm_layers": 2},
     ],
-    ids=["lstm", "gru", "mingru", "ffm", "shared", "two-layers"],
+    ids=["lstm", "gru", "mingru", "ffm", "shared", "two-layers", "mingru-2", "ffm-2"],
 )
 def test_fast_and_reference_paths_agree_on_rollout_and_update(config):
     fast, fast_params, fast_model = rollout_and_update(True, **config)

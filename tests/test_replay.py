@@ -48,6 +48,21 @@ def test_recomputed_log_probs_and_values_match_rollout(rnn_type, shared_lstm, bp
     assert (nonzero[~starts] > 0).all(), "a state stored mid-episode is zero"
 
 
+@pytest.mark.parametrize("rnn_type", ["lstm", "mingru", "ffm"])
+def test_two_layers_replay_too(rnn_type):
+    """A second layer's start state is stored and replayed like the first's."""
+    model = RecurrentPPO(
+        "CartPole-v1", n_envs=4, n_steps=96, batch_size=64, rnn_type=rnn_type,
+        n_lstm_layers=2, lstm_hidden_size=16, bptt_len=7, seed=1,
+    )  # fmt: skip
+    model._start_episodes()
+    model.collect_rollout()
+    buffer = model.collect_rollout()
+    model.compute_advantages(buffer)
+    lp_err, v_err, starts_inside = replay_errors(model, buffer)
+    assert starts_inside >= 8 and lp_err < 1e-5 and v_err < 1e-5
+
+
 def test_replay_detects_a_state_that_is_not_carried():
     """The check itself can fail: replaying mid-episode sequences from a zero state is caught."""
     model = RecurrentPPO(
