@@ -224,9 +224,11 @@ def stacked_table(results: list[dict[str, Any]], budget: int) -> str | None:
     if not stacked:
         return None
     envs = {x["env"] for x in results if x["cell"] in stacked and x["budget"] == budget}
-    bases = [c for c in CELLS if any(s.startswith(f"{c}-") for s in stacked)]
-    columns = tuple(dict.fromkeys(["lstm", *bases, *stacked]))
-    return table([x for x in results if x["env"] in envs], budget, columns)
+    columns = ["lstm"]  # then each stacked cell right after its one-layer cell
+    for cell in CELLS:
+        deeper = [s for s in stacked if s.startswith(f"{cell}-")]
+        columns += [cell, *deeper] if deeper else []
+    return table([x for x in results if x["env"] in envs], budget, tuple(dict.fromkeys(columns)))
 
 
 def plot(results: list[dict[str, Any]], budget: int, path: Path) -> None:

@@ -223,6 +223,8 @@ def test_stacked_cells_get_their_own_table_beside_the_lstm_and_their_single_laye
         line("RepeatFirst", "gru", 1.0),
         line("RepeatFirst", "mingru", -0.2),
         line("RepeatFirst", "mingru-2layers", 0.9),
+        line("RepeatFirst", "ffm", 0.0),
+        line("RepeatFirst", "ffm-2layers", 0.8),
         line("PositionOnlyCartPole", "lstm", 1.0),
         line("Autoencode", "mingru-2layers", 0.1),  # its only run: no row in the main table
     ]
@@ -231,9 +233,11 @@ def test_stacked_cells_get_their_own_table_beside_the_lstm_and_their_single_laye
     assert bench.stacked_table(results[:3], 1000) is None
     header, _, *rows = bench.stacked_table(results, 1000).splitlines()
     assert "lstm: MMER" in header and "| gru: MMER" not in header
-    assert header.index("| mingru: MMER") < header.index("mingru-2layers: MMER")
+    order = ["| lstm", "| mingru: ", "| mingru-2layers", "| ffm: ", "| ffm-2layers"]
+    assert [header.index(c) for c in order] == sorted(header.index(c) for c in order)
     assert [row.split("|")[1].strip() for row in rows] == ["Autoencode", "RepeatFirst"]
-    assert rows[1].split("|")[2:5] == [" 1.000 (1) ", " -0.200 (1) ", " 0.900 (1) "]
+    assert rows[1].split("|")[2:7] == [" 1.000 (1) ", " -0.200 (1) ", " 0.900 (1) ", " 0.000 (1) ",
+                                       " 0.800 (1) "]  # fmt: skip
 
 
 @pytest.mark.parametrize(
