@@ -18,25 +18,24 @@ from agent import RecurrentPPO
 from tests.replay_check import replay_errors
 
 
+def second_rollout(**config):
+    """A CartPole model and its second rollout (which starts from a carried, non-zero state),
+    ready to replay."""
+    model = RecurrentPPO(
+        "CartPole-v1", n_envs=4, n_steps=96, batch_size=64, lstm_hidden_size=16, seed=1, **config
+    )
+    model._start_episodes()
+    model.collect_rollout()
+    buffer = model.collect_rollout()
+    model.compute_advantages(buffer)
+    return model, buffer
+
+
 @pytest.mark.parametrize("rnn_type", ["lstm", "peephole", "gru", "mingru", "ffm"])
 @pytest.mark.parametrize("shared_lstm", [False, True])
 @pytest.mark.parametrize("bptt_len", [0, 7])
 def test_recomputed_log_probs_and_values_match_rollout(rnn_type, shared_lstm, bptt_len):
-    model = RecurrentPPO(
-        "CartPole-v1",
-        n_envs=4,
-        n_steps=96,
-        batch_size=64,
-        rnn_type=rnn_type,
-        shared_lstm=shared_lstm,
-        bptt_len=bptt_len,
-        lstm_hidden_size=16,
-        seed=1,
-    )
-    model._start_episodes()
-    model.collect_rollout()  # a second rollout starts from a carried, non-zero state
-    buffer = model.collect_rollout()
-    model.compute_advantages(buffer)
+    model, buffer = second_rollout(rnn_type=rnn_type, shared_lstm=shared_lstm, bptt_len=bptt_len)
     lp_err, v_err, starts_inside = replay_errors(model, buffer)
     assert starts_inside >= 8, "the rollout should contain many episode ends"
     assert lp_err < 1e-5
@@ -51,14 +50,7 @@ def test_recomputed_log_probs_and_values_match_rollout(rnn_type, shared_lstm, bp
 @pytest.mark.parametrize("rnn_type", ["lstm", "mingru", "ffm"])
 def test_two_layers_replay_too(rnn_type):
     """A second layer's start state is stored and replayed like the first's."""
-    model = RecurrentPPO(
-        "CartPole-v1", n_envs=4, n_steps=96, batch_size=64, rnn_type=rnn_type,
-        n_lstm_layers=2, lstm_hidden_size=16, bptt_len=7, seed=1,
-    )  # fmt: skip
-    model._start_episodes()
-    model.collect_rollout()
-    buffer = model.collect_rollout()
-    model.compute_advantages(buffer)
+    model, buffer = second_rollout(rnn_type=rnn_type, n_lstm_layers=2, bptt_len=7)
     lp_err, v_err, starts_inside = replay_errors(model, buffer)
     assert starts_inside >= 8 and lp_err < 1e-5 and v_err < 1e-5
 
