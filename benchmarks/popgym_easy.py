@@ -4,6 +4,7 @@
     python benchmarks/popgym_easy.py --out runs/popgym --envs RepeatFirst CountRecall --cells lstm
     python benchmarks/popgym_easy.py --out runs/popgym --cells gru --first-seed 1 --seeds 2  # 1, 2
     python benchmarks/popgym_easy.py --out runs/popgym --cells mingru --layers 2 --envs RepeatFirst
+    python benchmarks/popgym_easy.py --out runs/popgym --cells lstm none --prev-action --envs Concentration
     python benchmarks/popgym_easy.py --table --plot results/popgym/popgym.png   # from results/popgym
 
 Each (environment, cell) pair is one `tune.py` experiment at our defaults but `--rnn-type`
@@ -15,8 +16,8 @@ of the last 100 training episodes (`rollout/ep_rew_mean`, logged after every rol
 once about 100 episodes have ended: `full_windows`; the paper's is the mean over each RLlib
 train batch of 65,536 steps). A trial that failed is not retried: its seed is missing from the
 table's count, and deleting its experiment folder runs it again. POPGym scales returns into
-[-1, 1] for most tasks. Unlike the paper, the previous action is not fed back as an input, and
-budgets are at most 1M steps (the paper's 15M). popgym warns that its two Labyrinth tasks can
+[-1, 1] for most tasks. Unlike the paper, the previous action is not fed back as an input
+(`--prev-action` feeds it), and budgets are at most 1M steps (the paper's 15M). popgym warns that its two Labyrinth tasks can
 be solved without memory and advises against them as memory benchmarks; they are run anyway.
 
 On one machine, the last seed of an experiment leaves the other cores idle: two copies of the
@@ -25,8 +26,10 @@ share `--out` and `--results` safely). `--address` joins a running Ray cluster i
 starting Ray in each experiment; the run folders must be readable from this machine.
 
 `--layers 2` stacks two layers of each cell (tune.py's `--n-lstm-layers`): its runs are
-labelled `<cell>-2layers` in the results and reported in a table of their own, beside the
-one-layer cell's and the LSTM's.
+labelled `<cell>-2layers` in the results. `--prev-action` adds the previous action to each
+observation (`envs.wrappers.PreviousAction`, as the paper's agents had it; popgym marks
+MultiarmedBandit, Concentration, Battleship and MineSweeper as needing it): `<cell>-prevaction`.
+Such variants are reported in a table of their own, each beside its plain cell and the LSTM.
 
 Each finished trial leaves a line in RESULTS/results.jsonl (`--results`, results/popgym: its
 MMER, the step it was first reached, its training time and a thinned curve), so that `--table`
@@ -99,10 +102,16 @@ def env_id(name: str) -> str:
     return f"popgym-{name}Easy-v0"
 
 
-def label(cell: str, layers: int = 1) -> str:
-    """The name of `cell` stacked `layers` deep in folders and results: `mingru-2layers`; a
-    single layer keeps the cell's name."""
-    return cell if layers == 1 else f"{cell}-{layers}layers"
+PREV_ACTION = "envs.wrappers:PreviousAction"
+"""The wrapper spec of `--prev-action`."""
+
+
+def label(cell: str, layers: int = 1, prev_action: bool = False) -> str:
+    """The name of a variant of `cell` in folders and results: `mingru-2layers` stacked two
+    deep, `lstm-prevaction` with the previous action as an input; the plain cell keeps its name."""
+    return (
+        cell + (f"-{layers}layers" if layers != 1 else "") + ("-prevaction" if prev_action else "")
+    )
 
 
 def experiment(out: Path, name: str, cell: str, budget: int, seeds: int, first: int = 0) -> Path:
@@ -113,14 +122,21 @@ def experiment(out: Path, name: str, cell: str, budget: int, seeds: int, first: 
 
 
 def tune_args(
-    name: str, cell: str, seeds: int, budget: int, first: int = 0, layers: int = 1
+    name: str,
+    cell: str,
+    seeds: int,
+    budget: int,
+    first: int = 0,
+    layers: int = 1,
+    prev_action: bool = False,
 ) -> list[str]:
     """tune.py's flags for one experiment (the run folder aside): seeds `first` to
-    `first + seeds - 1`, `layers` layers of `cell`."""
+    `first + seeds - 1`, `layers` layers of `cell`, the previous action as an input or not."""
     return [
         "--env", env_id(name), "--rnn-type", cell, "--seeds", str(seeds),
         *(["--seed", str(first)] if first else []),
         *(["--n-lstm-layers", str(layers)] if layers != 1 else []),
+        *(["--wrapper", PREV_ACTION] if prev_action else []),
         "--total-timesteps", str(budget), "--eval-freq", "0", "--metric", TAG,
     ]  # fmt: skip
 
@@ -217,16 +233,16 @@ def table(results: list[dict[str, Any]], budget: int, columns: tuple[str, ...] =
     return "\n".join(lines)
 
 
-def stacked_table(results: list[dict[str, Any]], budget: int) -> str | None:
-    """The table of the stacked cells' runs (`--layers`; None if there are none) beside the
-    LSTM's and their one-layer cells', on the environments where they ran."""
-    stacked = sorted({x["cell"] for x in results if x["budget"] == budget} - set(CELLS))
-    if not stacked:
+def variant_table(results: list[dict[str, Any]], budget: int) -> str | None:
+    """The table of the variants' runs (`--layers`, `--prev-action`; None if there are none)
+    beside the LSTM's and their plain cells', on the environments where they ran."""
+    variants = sorted({x["cell"] for x in results if x["budget"] == budget} - set(CELLS))
+    if not variants:
         return None
-    envs = {x["env"] for x in results if x["cell"] in stacked and x["budget"] == budget}
-    columns = ["lstm"]  # then each stacked cell right after its one-layer cell
+    envs = {x["env"] for x in results if x["cell"] in variants and x["budget"] == budget}
+    columns = ["lstm"]  # then each variant right after its plain cell
     for cell in CELLS:
-        deeper = [s for s in stacked if s.startswith(f"{cell}-")]
+        deeper = [s for s in variants if s.startswith(f"{cell}-")]
         columns += [cell, *deeper] if deeper else []
     return table([x for x in results if x["env"] in envs], budget, tuple(dict.fromkeys(columns)))
 
@@ -273,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=1,
                         help="stacked layers of each cell (tune.py's --n-lstm-layers): for a "
                         "cell whose one layer fails a task")  # fmt: skip
+    parser.add_argument("--prev-action", action="store_true",
+                        help="feed the previous action back as an input, as the paper did: for "
+                        "tasks popgym marks as needing it (the bandit, the card and board "
+                        "games)")  # fmt: skip
     parser.add_argument("--table", action="store_true", help="run nothing, only report")
     parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")
     parser.add_argument("--address",
@@ -300,18 +320,19 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.envs:
                 seeds = args.seeds if cell in PAPER_CELLS else args.new_cell_seeds
                 first = args.first_seed
-                tag = label(cell, args.layers)
+                tag = label(cell, args.layers, args.prev_action)
                 folder = experiment(args.out.resolve(), name, tag, args.budget, seeds, first)
-                flags = tune_args(name, cell, seeds, args.budget, first, args.layers) + limit
+                variant = (first, args.layers, args.prev_action)
+                flags = tune_args(name, cell, seeds, args.budget, *variant) + limit
                 try:
                     run_tune_experiment(folder, flags, args.out / WALLS, ray_args)
                 finally:  # what finished is kept, whatever stopped the rest
                     collect(folder, args.results, name, tag, args.budget)
     results = load_results(args.results)
     print(table(results, args.budget) if results else "no results yet")
-    stacked = stacked_table(results, args.budget)
-    if stacked:
-        print(f"\nStacked cells (--layers):\n{stacked}")
+    variants = variant_table(results, args.budget)
+    if variants:
+        print(f"\nVariants (--layers, --prev-action):\n{variants}")
     if args.plot and results:
         plot(results, args.budget, args.plot)
     return 0

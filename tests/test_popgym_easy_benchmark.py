@@ -207,13 +207,41 @@ def test_layers_stack_the_cell_in_a_folder_and_results_of_its_own(tmp_path, monk
     assert "--n-lstm-layers" not in single_args and single_label == ("RepeatFirst", "mingru")
 
 
+def test_prev_action_wraps_every_copy_in_a_folder_and_results_of_its_own(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "run_tune_experiment", lambda *args: seen.append(args[:2]))
+    monkeypatch.setattr(bench, "collect", lambda *args: seen.append(args[2:4]))
+    argv = ["--out", str(tmp_path), "--results", str(tmp_path), "--envs", "Concentration"]
+    bench.main([*argv, "--cells", "none", "--prev-action", "--seeds", "1"])
+    bench.main([*argv, "--cells", "ffm", "--layers", "2", "--prev-action"])
+    bench.main([*argv, "--cells", "none", "--seeds", "1"])
+    (fed, fed_args), fed_label, (both, both_args), both_label, (plain, plain_args), _ = seen
+    assert fed.name == "Concentration__none-prevaction__1000000steps__1seeds"
+    assert fed_args[fed_args.index("--wrapper") + 1] == "envs.wrappers:PreviousAction"
+    assert fed_args[fed_args.index("--rnn-type") + 1] == "none"
+    assert fed_label == ("Concentration", "none-prevaction")
+    assert both.name == "Concentration__ffm-2layers-prevaction__1000000steps__1seeds"
+    assert "--wrapper" in both_args and "--n-lstm-layers" in both_args
+    assert both_label == ("Concentration", "ffm-2layers-prevaction")
+    assert (
+        plain.name == "Concentration__none__1000000steps__1seeds" and "--wrapper" not in plain_args
+    )
+
+
+def test_the_prev_action_wrapper_spec_names_a_wrapper_that_loads():
+    from agent.environment.wrappers import load_callable
+    from envs.wrappers import PreviousAction
+
+    assert load_callable(bench.PREV_ACTION) is PreviousAction
+
+
 def test_layers_for_no_memory_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         bench.main(["--table", "--results", str(tmp_path), "--cells", "none", "--layers", "2"])
     assert stop.value.code == 2 and "`none` has none" in capsys.readouterr().err
 
 
-def test_stacked_cells_get_their_own_table_beside_the_lstm_and_their_single_layer():
+def test_variants_get_their_own_table_beside_the_lstm_and_their_plain_cell():
     def line(env, cell, mmer):
         return {"env": env, "cell": cell, "budget": 1000, "seed": 0, "mmer": mmer,
                 "train_seconds": 60.0}  # fmt: skip
@@ -227,17 +255,29 @@ def test_stacked_cells_get_their_own_table_beside_the_lstm_and_their_single_laye
         line("RepeatFirst", "ffm-2layers", 0.8),
         line("PositionOnlyCartPole", "lstm", 1.0),
         line("Autoencode", "mingru-2layers", 0.1),  # its only run: no row in the main table
+        line("Concentration", "none", -0.04),
+        line("Concentration", "lstm-prevaction", 0.2),
+        line("Concentration", "none-prevaction", 0.1),
     ]
     main = bench.table(results, 1000)
     assert "2layers" not in main and "Autoencode" not in main
-    assert bench.stacked_table(results[:3], 1000) is None
-    header, _, *rows = bench.stacked_table(results, 1000).splitlines()
+    assert bench.variant_table(results[:3], 1000) is None
+    header, _, *rows = bench.variant_table(results, 1000).splitlines()
     assert "lstm: MMER" in header and "| gru: MMER" not in header
-    order = ["| lstm", "| mingru: ", "| mingru-2layers", "| ffm: ", "| ffm-2layers"]
+    order = ["| lstm: ", "| lstm-prevaction", "| none: ", "| none-prevaction", "| mingru: ",
+             "| mingru-2layers", "| ffm: ", "| ffm-2layers"]  # fmt: skip
     assert [header.index(c) for c in order] == sorted(header.index(c) for c in order)
-    assert [row.split("|")[1].strip() for row in rows] == ["Autoencode", "RepeatFirst"]
-    assert rows[1].split("|")[2:7] == [" 1.000 (1) ", " -0.200 (1) ", " 0.900 (1) ", " 0.000 (1) ",
-                                       " 0.800 (1) "]  # fmt: skip
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "Autoencode", "RepeatFirst", "Concentration"]  # fmt: skip
+    assert "prevaction" not in main
+    cells = [c.strip() for c in rows[1].split("|")[2:10]]
+    assert cells == ["1.000 (1)", "", "", "", "-0.200 (1)", "0.900 (1)", "0.000 (1)", "0.800 (1)"]
+    assert [c.strip() for c in rows[2].split("|")[2:6]] == [
+        "",
+        "0.200 (1)",
+        "-0.040 (1)",
+        "0.100 (1)",
+    ]
 
 
 @pytest.mark.parametrize(
