@@ -4,8 +4,8 @@
     python benchmarks/popgym_easy.py --out runs/popgym --envs RepeatFirst CountRecall --cells lstm
     python benchmarks/popgym_easy.py --out runs/popgym --cells gru --first-seed 1 --seeds 2  # 1, 2
     python benchmarks/popgym_easy.py --out runs/popgym --cells mingru --layers 2 --envs RepeatFirst
-    python benchmarks/popgym_easy.py --out runs/popgym --cells lstm none --prev-action --envs Concentration
-    python benchmarks/popgym_easy.py --table --plot results/popgym/popgym.png   # from results/popgym
+    python benchmarks/popgym_easy.py --out runs/popgym --cells none --prev-action --envs Battleship
+    python benchmarks/popgym_easy.py --table --plot results/popgym/popgym.png  # from results/popgym
 
 Each (environment, cell) pair is one `tune.py` experiment at our defaults but `--rnn-type`
 (`--seeds` of them for the LSTM, the GRU and `none`, no memory at all; `--new-cell-seeds` for
@@ -17,8 +17,10 @@ once about 100 episodes have ended: `full_windows`; the paper's is the mean over
 train batch of 65,536 steps). A trial that failed is not retried: its seed is missing from the
 table's count, and deleting its experiment folder runs it again. POPGym scales returns into
 [-1, 1] for most tasks. Unlike the paper, the previous action is not fed back as an input
-(`--prev-action` feeds it), and budgets are at most 1M steps (the paper's 15M). popgym warns that its two Labyrinth tasks can
-be solved without memory and advises against them as memory benchmarks; they are run anyway.
+(`--prev-action` feeds it) and there is no first-step flag (popgym's `Antialias`, which the
+paper added on every task), and budgets are at most 1M steps (the paper's 15M). popgym warns
+that its two Labyrinth tasks can be solved without memory and advises against them as memory
+benchmarks; they are run anyway.
 
 On one machine, the last seed of an experiment leaves the other cores idle: two copies of the
 script, each with `--max-concurrent 1` and its own part of `--envs`, keep two cores busy (they
@@ -27,9 +29,11 @@ starting Ray in each experiment; the run folders must be readable from this mach
 
 `--layers 2` stacks two layers of each cell (tune.py's `--n-lstm-layers`): its runs are
 labelled `<cell>-2layers` in the results. `--prev-action` adds the previous action to each
-observation (`envs.wrappers.PreviousAction`, as the paper's agents had it; popgym marks
-MultiarmedBandit, Concentration, Battleship and MineSweeper as needing it): `<cell>-prevaction`.
-Such variants are reported in a table of their own, each beside its plain cell and the LSTM.
+observation (`envs.previous_action.PreviousAction`): `<cell>-prevaction`, or
+`<cell>-2layers-prevaction` with both. popgym marks six tasks as needing it: MultiarmedBandit,
+Concentration, Battleship, MineSweeper, and the two Labyrinths, whose observation already holds
+the last move. Variants are reported in a table of their own, each beside its plain cell and the
+LSTM (the figure draws the plain cells only).
 
 Each finished trial leaves a line in RESULTS/results.jsonl (`--results`, results/popgym: its
 MMER, the step it was first reached, its training time and a thinned curve), so that `--table`
@@ -102,7 +106,7 @@ def env_id(name: str) -> str:
     return f"popgym-{name}Easy-v0"
 
 
-PREV_ACTION = "envs.wrappers:PreviousAction"
+PREV_ACTION = "envs.previous_action:PreviousAction"
 """The wrapper spec of `--prev-action`."""
 
 
@@ -291,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                         "cell whose one layer fails a task")  # fmt: skip
     parser.add_argument("--prev-action", action="store_true",
                         help="feed the previous action back as an input, as the paper did: for "
-                        "tasks popgym marks as needing it (the bandit, the card and board "
+                        "the tasks popgym marks as needing it (the bandit, the card and board "
                         "games)")  # fmt: skip
     parser.add_argument("--table", action="store_true", help="run nothing, only report")
     parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")
@@ -322,10 +326,11 @@ def main(argv: list[str] | None = None) -> int:
                 first = args.first_seed
                 tag = label(cell, args.layers, args.prev_action)
                 folder = experiment(args.out.resolve(), name, tag, args.budget, seeds, first)
-                variant = (first, args.layers, args.prev_action)
-                flags = tune_args(name, cell, seeds, args.budget, *variant) + limit
+                flags = tune_args(
+                    name, cell, seeds, args.budget, first, args.layers, args.prev_action
+                )
                 try:
-                    run_tune_experiment(folder, flags, args.out / WALLS, ray_args)
+                    run_tune_experiment(folder, flags + limit, args.out / WALLS, ray_args)
                 finally:  # what finished is kept, whatever stopped the rest
                     collect(folder, args.results, name, tag, args.budget)
     results = load_results(args.results)

@@ -1,4 +1,5 @@
-"""benchmarks/popgym_easy.py: its environment list, that each trains, and its results lines and table."""
+"""benchmarks/popgym_easy.py: its environment list, that each trains, its results lines and
+tables."""
 
 from __future__ import annotations
 
@@ -207,7 +208,7 @@ def test_layers_stack_the_cell_in_a_folder_and_results_of_its_own(tmp_path, monk
     assert "--n-lstm-layers" not in single_args and single_label == ("RepeatFirst", "mingru")
 
 
-def test_prev_action_wraps_every_copy_in_a_folder_and_results_of_its_own(tmp_path, monkeypatch):
+def test_prev_action_names_the_wrapper_in_a_folder_and_results_of_its_own(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(bench, "run_tune_experiment", lambda *args: seen.append(args[:2]))
     monkeypatch.setattr(bench, "collect", lambda *args: seen.append(args[2:4]))
@@ -217,11 +218,11 @@ def test_prev_action_wraps_every_copy_in_a_folder_and_results_of_its_own(tmp_pat
     bench.main([*argv, "--cells", "none", "--seeds", "1"])
     (fed, fed_args), fed_label, (both, both_args), both_label, (plain, plain_args), _ = seen
     assert fed.name == "Concentration__none-prevaction__1000000steps__1seeds"
-    assert fed_args[fed_args.index("--wrapper") + 1] == "envs.wrappers:PreviousAction"
+    assert fed_args[fed_args.index("--wrapper") + 1] == "envs.previous_action:PreviousAction"
     assert fed_args[fed_args.index("--rnn-type") + 1] == "none"
     assert fed_label == ("Concentration", "none-prevaction")
     assert both.name == "Concentration__ffm-2layers-prevaction__1000000steps__1seeds"
-    assert "--wrapper" in both_args and "--n-lstm-layers" in both_args
+    assert both_args[both_args.index("--n-lstm-layers") + 1] == "2" and "--wrapper" in both_args
     assert both_label == ("Concentration", "ffm-2layers-prevaction")
     assert (
         plain.name == "Concentration__none__1000000steps__1seeds" and "--wrapper" not in plain_args
@@ -230,7 +231,7 @@ def test_prev_action_wraps_every_copy_in_a_folder_and_results_of_its_own(tmp_pat
 
 def test_the_prev_action_wrapper_spec_names_a_wrapper_that_loads():
     from agent.environment.wrappers import load_callable
-    from envs.wrappers import PreviousAction
+    from envs.previous_action import PreviousAction
 
     assert load_callable(bench.PREV_ACTION) is PreviousAction
 
