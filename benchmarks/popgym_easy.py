@@ -246,8 +246,8 @@ def variant_table(results: list[dict[str, Any]], budget: int) -> str | None:
     envs = {x["env"] for x in results if x["cell"] in variants and x["budget"] == budget}
     columns = ["lstm"]  # then each variant right after its plain cell
     for cell in CELLS:
-        deeper = [s for s in variants if s.startswith(f"{cell}-")]
-        columns += [cell, *deeper] if deeper else []
+        own = [s for s in variants if s.startswith(f"{cell}-")]
+        columns += [cell, *own] if own else []
     return table([x for x in results if x["env"] in envs], budget, tuple(dict.fromkeys(columns)))
 
 

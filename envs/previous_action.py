@@ -52,13 +52,11 @@ class PreviousAction(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.Wrapper.__init__(self, env)
         inner, actions = env.observation_space, env.action_space
         self.null = null_action(actions)
-        if isinstance(inner, spaces.Dict):
-            if KEY in inner.spaces:
-                raise ValueError(f"the observation already has a {KEY!r} key")
-            parts = OrderedDict([*inner.spaces.items(), (KEY, actions)])
-        else:
-            parts = OrderedDict([("obs", inner), (KEY, actions)])
-        self.observation_space = spaces.Dict(parts)
+        self.keeps_keys = isinstance(inner, spaces.Dict)
+        parts = inner.spaces if self.keeps_keys else {"obs": inner}
+        if KEY in parts:
+            raise ValueError(f"the observation already has a {KEY!r} key")
+        self.observation_space = spaces.Dict(OrderedDict([*parts.items(), (KEY, actions)]))
 
     def observe(self, obs: Any, action: Any) -> dict[str, Any]:
         """The observation `obs` of the env with `action`, the action that led to it."""
@@ -69,9 +67,7 @@ class PreviousAction(gym.Wrapper, gym.utils.RecordConstructorArgs):
             action = np.clip(action, space.low, space.high).astype(space.dtype)
         else:
             action = np.array(action, dtype=space.dtype)  # a copy: the caller may reuse its array
-        if isinstance(self.env.observation_space, spaces.Dict):
-            return {**obs, KEY: action}
-        return {"obs": obs, KEY: action}
+        return {**(obs if self.keeps_keys else {"obs": obs}), KEY: action}
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
