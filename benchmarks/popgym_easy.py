@@ -5,6 +5,7 @@
     python benchmarks/popgym_easy.py --out runs/popgym --cells gru --first-seed 1 --seeds 2  # 1, 2
     python benchmarks/popgym_easy.py --out runs/popgym --cells mingru --layers 2 --envs RepeatFirst
     python benchmarks/popgym_easy.py --out runs/popgym --cells none --prev-action --envs Battleship
+    python benchmarks/popgym_easy.py --out runs/popgym --cells lstm --hyperparams ent_coef:0.03
     python benchmarks/popgym_easy.py --table --plot results/popgym/popgym.png  # from results/popgym
 
 Each (environment, cell) pair is one `tune.py` experiment at our defaults but `--rnn-type`
@@ -32,7 +33,8 @@ labelled `<cell>-2layers` in the results. `--prev-action` adds the previous acti
 observation (`envs.previous_action.PreviousAction`): `<cell>-prevaction`, or
 `<cell>-2layers-prevaction` with both. popgym marks six tasks as needing it: MultiarmedBandit,
 Concentration, Battleship, MineSweeper, and the two Labyrinths, whose observation already holds
-the last move. Variants are reported in a table of their own, each beside its plain cell and the
+the last move. `--hyperparams ent_coef:0.03` changes train.py's hyperparameters from the
+defaults, to test a cause of a result: `<cell>-ent_coef=0.03`. Variants are reported in a table of their own, each beside its plain cell and the
 LSTM (the figure draws the plain cells only).
 
 Each finished trial leaves a line in RESULTS/results.jsonl (`--results`, results/popgym: its
@@ -43,6 +45,7 @@ and `--plot` need no run folders.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -110,11 +113,50 @@ PREV_ACTION = "envs.previous_action:PreviousAction"
 """The wrapper spec of `--prev-action`."""
 
 
-def label(cell: str, layers: int = 1, prev_action: bool = False) -> str:
+HELD = ("rnn_type", "n_lstm_layers", "seed")
+"""Hyperparameters `--hyperparams` leaves to this script's own flags (`--cells`, `--layers`,
+`--first-seed`)."""
+
+
+def hyperparams(pairs: list[str]) -> dict[str, str]:
+    """`--hyperparams`' NAME:VALUE pairs (rl-zoo's form; a list's values joined by commas,
+    `net_arch:64,64`) as {name: value}, in order, each checked as tune.py would take it; a
+    ValueError says, in one line, which pair is wrong and why."""
+    from agent.config import ConfigError, PPOConfig
+    from agent.run.cli import UNSET, add_config_flags, flag_name
+
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    add_config_flags(parser)
+    names = {f.name for f in dataclasses.fields(PPOConfig)}
+    chosen: dict[str, str] = {}
+    for pair in pairs:
+        name, _, value = pair.partition(":")
+        if not value:
+            raise ValueError(f"--hyperparams takes NAME:VALUE pairs, got {pair!r}")
+        if name not in names or name in HELD:
+            why = "is set by --cells, --layers or --first-seed" if name in HELD else "is unknown"
+            raise ValueError(f"--hyperparams: {name!r} {why}")
+        try:
+            parsed, _ = parser.parse_known_args([flag_name(name), *value.split(",")])
+            config = {k: v for k, v in vars(parsed).items() if v is not UNSET}
+            PPOConfig(**config).validate()
+        except (argparse.ArgumentError, ConfigError) as error:
+            raise ValueError(f"--hyperparams {pair}: {error}") from None
+        chosen[name] = value
+    return chosen
+
+
+def label(
+    cell: str, layers: int = 1, prev_action: bool = False, params: dict[str, str] | None = None
+) -> str:
     """The name of a variant of `cell` in folders and results: `mingru-2layers` stacked two
-    deep, `lstm-prevaction` with the previous action as an input; the plain cell keeps its name."""
+    deep, `lstm-prevaction` with the previous action as an input, `lstm-ent_coef=0.03` with a
+    hyperparameter of `--hyperparams` changed; the plain cell keeps its name."""
     return (
-        cell + (f"-{layers}layers" if layers != 1 else "") + ("-prevaction" if prev_action else "")
+        cell
+        + (f"-{layers}layers" if layers != 1 else "")
+        + ("-prevaction" if prev_action else "")
+        + "".join(f"-{name}={value}" for name, value in (params or {}).items())
     )
 
 
@@ -133,15 +175,22 @@ def tune_args(
     first: int = 0,
     layers: int = 1,
     prev_action: bool = False,
+    params: dict[str, str] | None = None,
 ) -> list[str]:
     """tune.py's flags for one experiment (the run folder aside): seeds `first` to
-    `first + seeds - 1`, `layers` layers of `cell`, the previous action as an input or not."""
+    `first + seeds - 1`, `layers` layers of `cell`, the previous action as an input or not,
+    and the hyperparameters `params` (`hyperparams`) where they differ from the defaults."""
+    from agent.run.cli import flag_name
+
+    changed = [
+        x for name, value in (params or {}).items() for x in (flag_name(name), *value.split(","))
+    ]
     return [
         "--env", env_id(name), "--rnn-type", cell, "--seeds", str(seeds),
         *(["--seed", str(first)] if first else []),
         *(["--n-lstm-layers", str(layers)] if layers != 1 else []),
         *(["--wrapper", PREV_ACTION] if prev_action else []),
-        "--total-timesteps", str(budget), "--eval-freq", "0", "--metric", TAG,
+        "--total-timesteps", str(budget), "--eval-freq", "0", "--metric", TAG, *changed,
     ]  # fmt: skip
 
 
@@ -238,8 +287,9 @@ def table(results: list[dict[str, Any]], budget: int, columns: tuple[str, ...] =
 
 
 def variant_table(results: list[dict[str, Any]], budget: int) -> str | None:
-    """The table of the variants' runs (`--layers`, `--prev-action`; None if there are none)
-    beside the LSTM's and their plain cells', on the environments where they ran."""
+    """The table of the variants' runs (`--layers`, `--prev-action`, `--hyperparams`; None if
+    there are none) beside the LSTM's and their plain cells', on the environments where they
+    ran."""
     variants = sorted({x["cell"] for x in results if x["budget"] == budget} - set(CELLS))
     if not variants:
         return None
@@ -297,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="feed the previous action back as an input, as the paper did: for "
                         "the tasks popgym marks as needing it (the bandit, the card and board "
                         "games)")  # fmt: skip
+    parser.add_argument("--hyperparams", nargs="+", default=[], metavar="NAME:VALUE",
+                        help="change train.py hyperparameters from the defaults (rl-zoo's form: "
+                        "ent_coef:0.03 net_arch:64,64), to test a cause; runs are labelled "
+                        "with them")  # fmt: skip
     parser.add_argument("--table", action="store_true", help="run nothing, only report")
     parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")
     parser.add_argument("--address",
@@ -315,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--layers stacks recurrent cells; `none` has none: leave it out of --cells")
     if args.first_seed < 0:
         parser.error(f"--first-seed must be 0 or more, got {args.first_seed}")
+    try:
+        params = hyperparams(args.hyperparams)
+    except ValueError as error:
+        parser.error(str(error))
     args.results.mkdir(parents=True, exist_ok=True)
     if not args.table:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -324,10 +382,10 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.envs:
                 seeds = args.seeds if cell in PAPER_CELLS else args.new_cell_seeds
                 first = args.first_seed
-                tag = label(cell, args.layers, args.prev_action)
+                tag = label(cell, args.layers, args.prev_action, params)
                 folder = experiment(args.out.resolve(), name, tag, args.budget, seeds, first)
                 flags = tune_args(
-                    name, cell, seeds, args.budget, first, args.layers, args.prev_action
+                    name, cell, seeds, args.budget, first, args.layers, args.prev_action, params
                 )
                 try:
                     run_tune_experiment(folder, flags + limit, args.out / WALLS, ray_args)
@@ -337,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results, args.budget) if results else "no results yet")
     variants = variant_table(results, args.budget)
     if variants:
-        print(f"\nVariants (--layers, --prev-action):\n{variants}")
+        print(f"\nVariants (--layers, --prev-action, --hyperparams):\n{variants}")
     if args.plot and results:
         plot(results, args.budget, args.plot)
     return 0

@@ -309,3 +309,47 @@ def test_a_shared_file_is_updated_by_one_copy_at_a_time(tmp_path):
         assert not entered.wait(0.3)  # blocked while the lock is held
     assert entered.wait(10)
     thread.join()
+
+
+def test_hyperparams_reach_tune_py_in_a_folder_and_results_of_their_own(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "run_tune_experiment", lambda *args: seen.append(args[:2]))
+    monkeypatch.setattr(bench, "collect", lambda *args: seen.append(args[2:4]))
+    argv = ["--out", str(tmp_path), "--results", str(tmp_path), "--envs", "MultiarmedBandit"]
+    changed = ["--hyperparams", "ent_coef:0.03", "net_arch:32,16", "shared_lstm:true"]
+    bench.main([*argv, "--cells", "lstm", "--prev-action", "--seeds", "1", *changed])
+    bench.main([*argv, "--cells", "lstm", "--seeds", "1"])
+    (folder, args), tag, (plain, plain_args), plain_tag = seen
+    name = "lstm-prevaction-ent_coef=0.03-net_arch=32,16-shared_lstm=true"
+    assert folder.name == f"MultiarmedBandit__{name}__1000000steps__1seeds"
+    assert tag == ("MultiarmedBandit", name)
+    assert args[args.index("--ent-coef") + 1] == "0.03"
+    assert args[args.index("--net-arch") + 1 : args.index("--net-arch") + 3] == ["32", "16"]
+    assert args[args.index("--shared-lstm") + 1] == "true" and "--wrapper" in args
+    assert plain.name == "MultiarmedBandit__lstm__1000000steps__1seeds"
+    assert "--ent-coef" not in plain_args and plain_tag == ("MultiarmedBandit", "lstm")
+    # what tune.py is given, train.py's parser takes as the hyperparameters named
+    from agent.run.cli import add_config_flags
+
+    parser = __import__("argparse").ArgumentParser()
+    add_config_flags(parser)
+    parsed, _ = parser.parse_known_args(args)
+    assert (parsed.ent_coef, parsed.net_arch, parsed.shared_lstm) == (0.03, [32, 16], True)
+
+
+@pytest.mark.parametrize(
+    "pair, message",
+    [
+        ("ent_coef", "takes NAME:VALUE"),
+        ("entropy:0.1", "'entropy' is unknown"),
+        ("rnn_type:gru", "is set by --cells"),
+        ("seed:3", "is set by --cells"),
+        ("ent_coef:much", "invalid number value"),
+        ("ent_coef:-1", "ent_coef must be a number >= 0"),
+        ("forget_bias_init:chrono-ish", "forget_bias_init must be one of"),
+    ],
+)
+def test_a_malformed_hyperparameter_is_a_usage_error(pair, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--table", "--results", str(tmp_path), "--hyperparams", pair])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
