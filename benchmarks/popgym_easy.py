@@ -34,8 +34,9 @@ observation (`envs.previous_action.PreviousAction`): `<cell>-prevaction`, or
 `<cell>-2layers-prevaction` with both. popgym marks six tasks as needing it: MultiarmedBandit,
 Concentration, Battleship, MineSweeper, and the two Labyrinths, whose observation already holds
 the last move. `--hyperparams ent_coef:0.03` changes train.py's hyperparameters from the
-defaults, to test a cause of a result: `<cell>-ent_coef=0.03`. Variants are reported in a table of their own, each beside its plain cell and the
-LSTM (the figure draws the plain cells only).
+defaults, to test a cause of a result: `<cell>-ent_coef=0.03`. Variants are reported in a
+table of their own, each beside its plain cell and the LSTM (the figure draws the plain cells
+only).
 
 Each finished trial leaves a line in RESULTS/results.jsonl (`--results`, results/popgym: its
 MMER, the step it was first reached, its training time and a thinned curve), so that `--table`
@@ -45,7 +46,6 @@ and `--plot` need no run folders.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
@@ -118,36 +118,67 @@ HELD = ("rnn_type", "n_lstm_layers", "seed")
 `--first-seed`)."""
 
 
-def hyperparams(pairs: list[str]) -> dict[str, str]:
-    """`--hyperparams`' NAME:VALUE pairs (rl-zoo's form; a list's values joined by commas,
-    `net_arch:64,64`) as {name: value}, in order, each checked as tune.py would take it; a
-    ValueError says, in one line, which pair is wrong and why."""
-    from agent.config import ConfigError, PPOConfig
-    from agent.run.cli import UNSET, add_config_flags, flag_name
+def hyperparams(pairs: list[str]) -> dict[str, Any]:
+    """`--hyperparams`' NAME:VALUE pairs (as rl-zoo's `--hyperparams`, a list's values joined
+    by commas: `net_arch:64,64`) as {name: value}, each value read as train.py reads its flag,
+    in PPOConfig's field order; a ValueError says, in one line, which pair is wrong and why.
+    Settings that depend on the cell are checked by `check_hyperparams`."""
+    from agent.config import PPOConfig
+    from agent.run.cli import add_config_flags, flag_name
 
     parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     add_config_flags(parser)
-    names = {f.name for f in dataclasses.fields(PPOConfig)}
-    chosen: dict[str, str] = {}
+    defaults = PPOConfig().to_dict()
+    chosen: dict[str, Any] = {}
     for pair in pairs:
         name, _, value = pair.partition(":")
+        value = value.strip()
         if not value:
             raise ValueError(f"--hyperparams takes NAME:VALUE pairs, got {pair!r}")
-        if name not in names or name in HELD:
-            why = "is set by --cells, --layers or --first-seed" if name in HELD else "is unknown"
-            raise ValueError(f"--hyperparams: {name!r} {why}")
+        if name not in defaults:
+            raise ValueError(f"--hyperparams: {name!r} is unknown")
+        if name in HELD:
+            raise ValueError(f"--hyperparams: {name!r} is set by --cells, --layers or --first-seed")
+        if name in chosen:
+            raise ValueError(f"--hyperparams: {name!r} is given twice")
+        if isinstance(defaults[name], list):  # a list's values, never another flag
+            words = [word.strip() for word in value.split(",")]
+            if any(not word or word.startswith("-") for word in words):
+                raise ValueError(f"--hyperparams {pair}: {name} takes positive sizes")
+            flags = [flag_name(name), *words]
+        else:  # one word, even one that starts with `-`
+            flags = [f"{flag_name(name)}={value}"]
         try:
-            parsed, _ = parser.parse_known_args([flag_name(name), *value.split(",")])
-            config = {k: v for k, v in vars(parsed).items() if v is not UNSET}
-            PPOConfig(**config).validate()
-        except (argparse.ArgumentError, ConfigError) as error:
+            chosen[name] = getattr(parser.parse_args(flags), name)
+        except argparse.ArgumentError as error:
             raise ValueError(f"--hyperparams {pair}: {error}") from None
-        chosen[name] = value
-    return chosen
+    return {name: chosen[name] for name in defaults if name in chosen}
+
+
+def check_hyperparams(params: dict[str, Any], cell: str, layers: int) -> None:
+    """Raise ConfigError (one line) if train.py would refuse `params` (`hyperparams`) for
+    `layers` layers of `cell`, or if one of them is the default already."""
+    from agent.config import ConfigError, PPOConfig
+
+    config = PPOConfig(**params, rnn_type=cell, n_lstm_layers=layers).validate().to_dict()
+    default = PPOConfig(rnn_type=cell, n_lstm_layers=layers).validate().to_dict()
+    same = [f"{name}:{spelled(config[name])}" for name in params if config[name] == default[name]]
+    if same:
+        raise ConfigError(f"{', '.join(same)} is the default already: leave it out")
+
+
+def spelled(value: Any) -> str:
+    """A hyperparameter's value as labels and tune.py's flags write it (`0.03`, `true`,
+    `none`, `64,64`): one spelling for each value."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(str(size) for size in value)
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def label(
-    cell: str, layers: int = 1, prev_action: bool = False, params: dict[str, str] | None = None
+    cell: str, layers: int = 1, prev_action: bool = False, params: dict[str, Any] | None = None
 ) -> str:
     """The name of a variant of `cell` in folders and results: `mingru-2layers` stacked two
     deep, `lstm-prevaction` with the previous action as an input, `lstm-ent_coef=0.03` with a
@@ -156,7 +187,7 @@ def label(
         cell
         + (f"-{layers}layers" if layers != 1 else "")
         + ("-prevaction" if prev_action else "")
-        + "".join(f"-{name}={value}" for name, value in (params or {}).items())
+        + "".join(f"-{name}={spelled(value)}" for name, value in (params or {}).items())
     )
 
 
@@ -175,15 +206,21 @@ def tune_args(
     first: int = 0,
     layers: int = 1,
     prev_action: bool = False,
-    params: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> list[str]:
     """tune.py's flags for one experiment (the run folder aside): seeds `first` to
     `first + seeds - 1`, `layers` layers of `cell`, the previous action as an input or not,
-    and the hyperparameters `params` (`hyperparams`) where they differ from the defaults."""
+    and the hyperparameters `params` (`hyperparams`)."""
     from agent.run.cli import flag_name
 
     changed = [
-        x for name, value in (params or {}).items() for x in (flag_name(name), *value.split(","))
+        word
+        for name, value in (params or {}).items()
+        for word in (
+            [flag_name(name), *map(str, value)]
+            if isinstance(value, list)
+            else [f"{flag_name(name)}={spelled(value)}"]
+        )
     ]
     return [
         "--env", env_id(name), "--rnn-type", cell, "--seeds", str(seeds),
@@ -348,9 +385,9 @@ def main(argv: list[str] | None = None) -> int:
                         "the tasks popgym marks as needing it (the bandit, the card and board "
                         "games)")  # fmt: skip
     parser.add_argument("--hyperparams", nargs="+", default=[], metavar="NAME:VALUE",
-                        help="change train.py hyperparameters from the defaults (rl-zoo's form: "
-                        "ent_coef:0.03 net_arch:64,64), to test a cause; runs are labelled "
-                        "with them")  # fmt: skip
+                        help="change train.py's hyperparameters from the defaults, as rl-zoo's "
+                        "flag does (ent_coef:0.03 net_arch:64,64); runs are labelled with "
+                        "them")  # fmt: skip
     parser.add_argument("--table", action="store_true", help="run nothing, only report")
     parser.add_argument("--plot", type=Path, help="draw the learning curves to this file")
     parser.add_argument("--address",
@@ -371,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--first-seed must be 0 or more, got {args.first_seed}")
     try:
         params = hyperparams(args.hyperparams)
-    except ValueError as error:
+        for cell in args.cells:
+            check_hyperparams(params, cell, args.layers)
+    except ValueError as error:  # ConfigError too
         parser.error(str(error))
     args.results.mkdir(parents=True, exist_ok=True)
     if not args.table:

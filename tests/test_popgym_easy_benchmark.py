@@ -312,44 +312,59 @@ def test_a_shared_file_is_updated_by_one_copy_at_a_time(tmp_path):
 
 
 def test_hyperparams_reach_tune_py_in_a_folder_and_results_of_their_own(tmp_path, monkeypatch):
+    from agent.tune.cli import tune_parser
+
     seen = []
     monkeypatch.setattr(bench, "run_tune_experiment", lambda *args: seen.append(args[:2]))
     monkeypatch.setattr(bench, "collect", lambda *args: seen.append(args[2:4]))
     argv = ["--out", str(tmp_path), "--results", str(tmp_path), "--envs", "MultiarmedBandit"]
-    changed = ["--hyperparams", "ent_coef:0.03", "net_arch:32,16", "shared_lstm:true"]
+    changed = ["--hyperparams", "shared_lstm:True", "net_arch:32,16", "log_std_init:-1e-3"]
+    changed += ["device:cuda:0", "ent_coef:3e-2", "clip_range_vf:0.2", "n_steps:8", "batch_size:64"]
     bench.main([*argv, "--cells", "lstm", "--prev-action", "--seeds", "1", *changed])
     bench.main([*argv, "--cells", "lstm", "--seeds", "1"])
     (folder, args), tag, (plain, plain_args), plain_tag = seen
-    name = "lstm-prevaction-ent_coef=0.03-net_arch=32,16-shared_lstm=true"
+    name = (  # PPOConfig's order, one spelling per value
+        "lstm-prevaction-n_steps=8-batch_size=64-clip_range_vf=0.2-ent_coef=0.03"
+        "-shared_lstm=true-net_arch=32,16-log_std_init=-0.001-device=cuda:0"
+    )
     assert folder.name == f"MultiarmedBandit__{name}__1000000steps__1seeds"
-    assert tag == ("MultiarmedBandit", name)
-    assert args[args.index("--ent-coef") + 1] == "0.03"
-    assert args[args.index("--net-arch") + 1 : args.index("--net-arch") + 3] == ["32", "16"]
-    assert args[args.index("--shared-lstm") + 1] == "true" and "--wrapper" in args
+    assert tag == ("MultiarmedBandit", name) and "--wrapper" in args
     assert plain.name == "MultiarmedBandit__lstm__1000000steps__1seeds"
-    assert "--ent-coef" not in plain_args and plain_tag == ("MultiarmedBandit", "lstm")
-    # what tune.py is given, train.py's parser takes as the hyperparameters named
-    from agent.run.cli import add_config_flags
-
-    parser = __import__("argparse").ArgumentParser()
-    add_config_flags(parser)
-    parsed, _ = parser.parse_known_args(args)
-    assert (parsed.ent_coef, parsed.net_arch, parsed.shared_lstm) == (0.03, [32, 16], True)
+    assert "--ent-coef=0.03" not in plain_args and plain_tag == ("MultiarmedBandit", "lstm")
+    # tune.py takes every flag and reads the values named
+    parsed = tune_parser().parse_args(args)
+    assert (parsed.n_steps, parsed.batch_size, parsed.clip_range_vf) == (8, 64, 0.2)
+    assert (parsed.ent_coef, parsed.shared_lstm, parsed.net_arch) == (0.03, True, [32, 16])
+    assert (parsed.log_std_init, parsed.device, parsed.rnn_type) == (-0.001, "cuda:0", "lstm")
 
 
 @pytest.mark.parametrize(
-    "pair, message",
+    "pairs, message",
     [
-        ("ent_coef", "takes NAME:VALUE"),
-        ("entropy:0.1", "'entropy' is unknown"),
-        ("rnn_type:gru", "is set by --cells"),
-        ("seed:3", "is set by --cells"),
-        ("ent_coef:much", "invalid number value"),
-        ("ent_coef:-1", "ent_coef must be a number >= 0"),
-        ("forget_bias_init:chrono-ish", "forget_bias_init must be one of"),
+        (["ent_coef"], "takes NAME:VALUE"),
+        (["entropy:0.1"], "'entropy' is unknown"),
+        (["rnn_type:gru"], "is set by --cells"),
+        (["n_lstm_layers:2"], "is set by --cells"),
+        (["seed:3"], "is set by --cells"),
+        (["ent_coef:0.1", "ent_coef:0.2"], "is given twice"),
+        (["ent_coef:much"], "invalid number value"),
+        (["ent_coef:0.03,0.04"], "invalid number value"),  # one value, not two flags' worth
+        (["net_arch:64,--rnn-type,gru"], "takes positive sizes"),  # no flag slipped in
+        (["ent_coef:-1"], "ent_coef must be a number >= 0"),
+        (["forget_bias_init:chrono-ish"], "forget_bias_init must be one of"),
+        (["ent_coef:1e-2"], "ent_coef:0.01 is the default already"),
+        (["n_steps:8"], "batch_size (256) is larger than a rollout"),  # checked together
+        (["lstm_hidden_size:30"], "ffm needs lstm_hidden_size divisible by 4"),  # per cell
     ],
 )
-def test_a_malformed_hyperparameter_is_a_usage_error(pair, message, tmp_path, capsys):
+def test_a_malformed_hyperparameter_is_a_usage_error(pairs, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
-        bench.main(["--table", "--results", str(tmp_path), "--hyperparams", pair])
+        bench.main(["--table", "--results", str(tmp_path), "--hyperparams", *pairs])
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_hyperparams_valid_for_every_cell_pass():
+    params = bench.hyperparams(["lstm_hidden_size:32", "target_kl:0.05", "ent_coef:0.03"])
+    for cell in bench.CELLS:
+        bench.check_hyperparams(params, cell, 1)
+    assert params == {"ent_coef": 0.03, "target_kl": 0.05, "lstm_hidden_size": 32}
