@@ -35,8 +35,8 @@ observation (`envs.previous_action.PreviousAction`): `<cell>-prevaction`, or
 Concentration, Battleship, MineSweeper, and the two Labyrinths, whose observation already holds
 the last move. `--hyperparams ent_coef:0.03` changes train.py's hyperparameters from the
 defaults, to test a cause of a result: `<cell>-ent_coef=0.03`. Variants are reported in a
-table of their own, each beside its plain cell and the LSTM (the figure draws the plain cells
-only).
+table of their own, each beside its plain cell and the LSTM; the figure draws them dashed (or
+dotted) in their cell's colour.
 
 Each finished trial leaves a line in RESULTS/results.jsonl (`--results`, results/popgym: its
 MMER, the step it was first reached, its training time and a thinned curve), so that `--table`
@@ -338,27 +338,45 @@ def variant_table(results: list[dict[str, Any]], budget: int) -> str | None:
     return table([x for x in results if x["env"] in envs], budget, tuple(dict.fromkeys(columns)))
 
 
+def line_styles(labels: list[str]) -> dict[str, tuple[str, str]]:
+    """Each label's (colour, line style) in a panel: a cell solid in its own colour, its
+    variants in the same colour, dashed, dotted, then dash-dotted."""
+    styles, variants = {}, {cell: 0 for cell in CELLS}
+    for name in labels:
+        cell = name.split("-")[0]
+        styles[name] = (
+            f"C{CELLS.index(cell)}",
+            "-" if name == cell else VARIANT_LINES[variants[cell] % 3],
+        )
+        variants[cell] += name != cell
+    return styles
+
+
+VARIANT_LINES = ("--", ":", "-.")
+
+
 def plot(results: list[dict[str, Any]], budget: int, path: Path) -> None:
-    """One panel per environment: each cell's training return (last 100) against steps, one
-    line per seed."""
+    """One panel per environment: each cell's and variant's training return (last 100) against
+    steps, one line per seed (`line_styles`)."""
     from agent.report.figures import check_figure_path, panel_grid, save_figure, style_panel
 
     check_figure_path(path)
-    names = [n for n in ENVS if any(x["env"] == n and x["budget"] == budget for x in results)]
+    results = [x for x in results if x["budget"] == budget]
+    names = [n for n in ENVS if any(x["env"] == n for x in results)]
     if not names:
         print(f"no results at {budget} steps to draw")
         return
     figure, axes = panel_grid(len(names), f"POPGym Easy at {budget // 1000}k steps, our defaults")
     for ax, name in zip(axes, names, strict=True):
-        for i, cell in enumerate(CELLS):
-            runs = [
-                x for x in results if (x["env"], x["cell"], x["budget"]) == (name, cell, budget)
-            ]
-            for j, run in enumerate(runs):
+        here = [x for x in results if x["env"] == name]
+        labels = sorted({x["cell"] for x in here}, key=lambda c: (CELLS.index(c.split("-")[0]), c))
+        for cell, (color, line) in line_styles(labels).items():
+            for j, run in enumerate(x for x in here if x["cell"] == cell):
                 steps, _, values = zip(*run["curve"], strict=True)
-                ax.plot(steps, values, color=f"C{i}", linewidth=0.8, label=None if j else cell)
+                ax.plot(steps, values, color=color, linestyle=line, linewidth=0.8,
+                        label=None if j else cell)  # fmt: skip
         style_panel(ax, name, "environment steps", "training return (last 100)")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
     save_figure(figure, path)
     print(f"figure: {path}")
 

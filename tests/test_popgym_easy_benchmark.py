@@ -368,3 +368,12 @@ def test_hyperparams_valid_for_every_cell_pass():
     for cell in bench.CELLS:
         bench.check_hyperparams(params, cell, 1)
     assert params == {"ent_coef": 0.03, "target_kl": 0.05, "lstm_hidden_size": 32}
+
+
+def test_variants_are_drawn_in_their_cell_s_colour_each_with_its_own_line():
+    labels = ["lstm", "lstm-prevaction", "none", "ffm", "ffm-2layers", "ffm-prevaction"]
+    styles = bench.line_styles(labels)
+    assert styles["lstm"] == ("C0", "-") and styles["none"][1] == "-"
+    assert styles["lstm-prevaction"] == ("C0", "--")
+    assert styles["ffm-2layers"][0] == styles["ffm-prevaction"][0] == styles["ffm"][0]
+    assert len(set(styles.values())) == len(labels)  # no two labels drawn alike
