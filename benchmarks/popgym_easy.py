@@ -338,21 +338,25 @@ def variant_table(results: list[dict[str, Any]], budget: int) -> str | None:
     return table([x for x in results if x["env"] in envs], budget, tuple(dict.fromkeys(columns)))
 
 
+VARIANT_LINES = ("--", ":", "-.")
+"""The line styles of a cell's variants in a panel, in turn."""
+
+
+def base_cell(name: str) -> str:
+    """The cell a label (`label`) is a variant of: `ffm` for `ffm-2layers-prevaction`."""
+    return name.split("-")[0]
+
+
 def line_styles(labels: list[str]) -> dict[str, tuple[str, str]]:
     """Each label's (colour, line style) in a panel: a cell solid in its own colour, its
     variants in the same colour, dashed, dotted, then dash-dotted."""
     styles, variants = {}, {cell: 0 for cell in CELLS}
     for name in labels:
-        cell = name.split("-")[0]
-        styles[name] = (
-            f"C{CELLS.index(cell)}",
-            "-" if name == cell else VARIANT_LINES[variants[cell] % 3],
-        )
+        cell = base_cell(name)
+        line = "-" if name == cell else VARIANT_LINES[variants[cell] % len(VARIANT_LINES)]
+        styles[name] = (f"C{CELLS.index(cell)}", line)
         variants[cell] += name != cell
     return styles
-
-
-VARIANT_LINES = ("--", ":", "-.")
 
 
 def plot(results: list[dict[str, Any]], budget: int, path: Path) -> None:
@@ -369,7 +373,7 @@ def plot(results: list[dict[str, Any]], budget: int, path: Path) -> None:
     figure, axes = panel_grid(len(names), f"POPGym Easy at {budget // 1000}k steps, our defaults")
     for ax, name in zip(axes, names, strict=True):
         here = [x for x in results if x["env"] == name]
-        labels = sorted({x["cell"] for x in here}, key=lambda c: (CELLS.index(c.split("-")[0]), c))
+        labels = sorted({x["cell"] for x in here}, key=lambda c: (CELLS.index(base_cell(c)), c))
         for cell, (color, line) in line_styles(labels).items():
             for j, run in enumerate(x for x in here if x["cell"] == cell):
                 steps, _, values = zip(*run["curve"], strict=True)
